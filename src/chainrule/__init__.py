@@ -1,0 +1,62 @@
+"""chainrule: backpropagation from first principles, on NumPy.
+
+The public surface. A computational graph of local gates (``gates``), the Tensor that records it
+and its reverse walk (``tensor``), gradient checking (``gradcheck``), and the worked circuit.
+"""
+
+from chainrule import gates
+from chainrule.errors import (
+    ChainruleError,
+    ChecksumError,
+    ConfigError,
+    DataError,
+    DataNotFoundError,
+    DivergenceError,
+    ExpressionError,
+    ShapeError,
+)
+from chainrule.gradcheck import GradcheckReport, gradcheck, numerical_gradient, rel_error
+from chainrule.tensor import (
+    Tensor,
+    affine,
+    affine_relu,
+    exp,
+    is_grad_enabled,
+    log,
+    matmul,
+    maximum,
+    no_grad,
+    relu,
+    sigmoid,
+    tanh,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChainruleError",
+    "ChecksumError",
+    "ConfigError",
+    "DataError",
+    "DataNotFoundError",
+    "DivergenceError",
+    "ExpressionError",
+    "GradcheckReport",
+    "ShapeError",
+    "Tensor",
+    "affine",
+    "affine_relu",
+    "exp",
+    "gates",
+    "gradcheck",
+    "is_grad_enabled",
+    "log",
+    "matmul",
+    "maximum",
+    "no_grad",
+    "numerical_gradient",
+    "rel_error",
+    "relu",
+    "sigmoid",
+    "tanh",
+]

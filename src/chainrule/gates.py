@@ -1,0 +1,523 @@
+"""Every gate of the engine: forward and backward side by side, simplest first.
+
+The contract (see ``Gate``): ``forward`` takes NumPy arrays, returns one array and caches on the
+gate only what the local gradient needs; ``backward`` takes the upstream gradient ``dout`` (same
+shape as the output), never modifies it, and returns one gradient per input, in input order
+(``None`` for an input that has no gradient). A gate instance serves one call; the engine calls
+``release`` after backward so caches never outlive their step.
+
+Gates know nothing of Tensors or of the rest of the graph. That keeps each one checkable alone
+against finite differences, and keeps the array code in one place (a CuPy swap touches only this
+file, the losses and the data preprocessing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.errors import ShapeError
+
+Array = np.ndarray
+
+
+def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``.
+
+    grad: the gradient of a broadcast result, shape ``np.broadcast_shapes(shape, ...)``.
+    Returns an array of ``shape``. The chain rule says so: an input copied along an axis receives
+    the sum of the gradients of all its copies.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def broadcast_shape(name: str, a: Array, b: Array) -> tuple[int, ...]:
+    """The broadcast shape of two inputs, or a ShapeError naming the gate and both shapes."""
+    try:
+        return np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(
+            f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together"
+        ) from None
+
+
+class Gate:
+    """One node: forward computes and caches; backward maps dout to one gradient per input."""
+
+    name = "gate"
+
+    def forward(self, *xs: Array) -> Array:
+        raise NotImplementedError
+
+    def backward(self, dout: Array) -> tuple[Array | None, ...]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop the cache once backward has run (a gate serves one call)."""
+        self.__dict__.clear()
+
+    def describe(self) -> str:
+        """Short label for tables and drawings, e.g. ``mul`` or ``pow 2``."""
+        return self.name
+
+
+# --- binary arithmetic, with broadcasting -----------------------------------------------------
+
+
+class Add(Gate):
+    """out = a + b. Local gradients 1 and 1: the gate routes dout unchanged to both inputs."""
+
+    name = "add"
+
+    def forward(self, a: Array, b: Array) -> Array:
+        broadcast_shape(self.name, a, b)
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a + b
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        return unbroadcast(dout, self.a_shape), unbroadcast(dout, self.b_shape)
+
+
+class Sub(Gate):
+    """out = a - b. Local gradients 1 and -1."""
+
+    name = "sub"
+
+    def forward(self, a: Array, b: Array) -> Array:
+        broadcast_shape(self.name, a, b)
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a - b
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        return unbroadcast(dout, self.a_shape), unbroadcast(-dout, self.b_shape)
+
+
+class Mul(Gate):
+    """out = a * b. Each input's local gradient is the other input: the gate 'swaps' them."""
+
+    name = "mul"
+
+    def forward(self, a: Array, b: Array) -> Array:
+        broadcast_shape(self.name, a, b)
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        a, b = self.a, self.b
+        return unbroadcast(dout * b, a.shape), unbroadcast(dout * a, b.shape)
+
+
+class Div(Gate):
+    """out = a / b. d/da = 1/b, d/db = -a/b**2."""
+
+    name = "div"
+
+    def forward(self, a: Array, b: Array) -> Array:
+        broadcast_shape(self.name, a, b)
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        a, b = self.a, self.b
+        da = dout / b
+        return unbroadcast(da, a.shape), unbroadcast(-da * a / b, b.shape)
+
+
+class Maximum(Gate):
+    """out = max(a, b) elementwise. The larger input gets dout, the other 0.
+
+    On a tie the gradient goes to ``b`` (the right-hand input), so ``maximum(x, 0)`` agrees with
+    ``relu(x)`` and its documented derivative 0 at x = 0.
+    """
+
+    name = "max"
+
+    def forward(self, a: Array, b: Array) -> Array:
+        broadcast_shape(self.name, a, b)
+        self.a_wins = a > b
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return np.maximum(a, b)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        da = np.where(self.a_wins, dout, 0).astype(dout.dtype, copy=False)
+        db = np.where(self.a_wins, 0, dout).astype(dout.dtype, copy=False)
+        return unbroadcast(da, self.a_shape), unbroadcast(db, self.b_shape)
+
+
+# --- unary elementwise --------------------------------------------------------------------------
+
+
+class Neg(Gate):
+    """out = -x. Local gradient -1."""
+
+    name = "neg"
+
+    def forward(self, x: Array) -> Array:
+        return -x
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (-dout,)
+
+
+class Pow(Gate):
+    """out = x ** p for a constant p. d/dx = p * x**(p-1)."""
+
+    name = "pow"
+
+    def __init__(self, exponent: float) -> None:
+        self.exponent = exponent
+
+    def describe(self) -> str:
+        return f"pow {self.exponent:g}"
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return x**self.exponent
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        p = self.exponent
+        return (dout * (p * self.x ** (p - 1)),)
+
+
+class Exp(Gate):
+    """out = e**x. The local gradient is the output itself, so that is all the cache holds."""
+
+    name = "exp"
+
+    def forward(self, x: Array) -> Array:
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (dout * self.out,)
+
+
+class Log(Gate):
+    """out = ln(x). d/dx = 1/x."""
+
+    name = "log"
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return np.log(x)
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (dout / self.x,)
+
+
+class ReLU(Gate):
+    """out = max(x, 0). d/dx = 1 where x > 0, else 0.
+
+    At the kink x = 0 we take the derivative to be 0 (a subgradient; the same choice as PyTorch).
+    The cache is the output, which already says where x > 0.
+    """
+
+    name = "relu"
+
+    def forward(self, x: Array) -> Array:
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (dout * (self.out > 0),)
+
+
+class Sigmoid(Gate):
+    """out = 1 / (1 + e**-x). d/dx = out * (1 - out): again only the output is cached."""
+
+    name = "sigmoid"
+
+    def forward(self, x: Array) -> Array:
+        # Written through tanh so large |x| neither overflows exp nor loses precision.
+        self.out = 0.5 * (np.tanh(0.5 * x) + 1)
+        return self.out
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        out = self.out
+        return (dout * out * (1 - out),)
+
+
+class Tanh(Gate):
+    """out = tanh(x). d/dx = 1 - out**2."""
+
+    name = "tanh"
+
+    def forward(self, x: Array) -> Array:
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (dout * (1 - self.out**2),)
+
+
+# --- reductions and shape -------------------------------------------------------------------------
+
+
+def _normalize_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ShapeError(f"axis {a} is out of range for an array of {ndim} dimensions")
+    return tuple(sorted(a % max(ndim, 1) for a in axes))
+
+
+class Sum(Gate):
+    """out = x summed over ``axis``. Every summed element gets dout: the gradient is copied back."""
+
+    name = "sum"
+
+    def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: Array) -> Array:
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.x_shape = x.shape
+        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        if not self.keepdims:
+            dout = np.expand_dims(dout, self.axes)
+        return (np.broadcast_to(dout, self.x_shape),)
+
+
+class Mean(Sum):
+    """out = the mean over ``axis``: a Sum whose gradient is divided by the count."""
+
+    name = "mean"
+
+    def forward(self, x: Array) -> Array:
+        out = super().forward(x)
+        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        return np.asarray(out / max(self.count, 1), dtype=x.dtype)
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return super().backward(dout / max(self.count, 1))
+
+
+class Reshape(Gate):
+    """out = x with a new shape. The gradient is dout with the old shape back."""
+
+    name = "reshape"
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def forward(self, x: Array) -> Array:
+        self.x_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ShapeError(
+                f"reshape: cannot reshape an array of shape {x.shape} ({x.size} elements) "
+                f"into shape {self.shape}"
+            ) from None
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (dout.reshape(self.x_shape),)
+
+
+class Transpose(Gate):
+    """out = x with its axes permuted. The gradient undoes the permutation."""
+
+    name = "transpose"
+
+    def __init__(self, axes: tuple[int, ...] | None = None) -> None:
+        self.axes = axes
+
+    def forward(self, x: Array) -> Array:
+        axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
+        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ShapeError(f"transpose: axes {axes} are not a permutation of {x.ndim} axes")
+        self.inverse = tuple(np.argsort([a % x.ndim for a in axes]))
+        return x.transpose(axes)
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        return (dout.transpose(self.inverse),)
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+class MatMul(Gate):
+    """out = a @ b, for 1-D and 2-D arrays (and stacks of matrices, broadcast as NumPy does).
+
+    With out = A @ B: dA = dout @ B.T and dB = A.T @ dout, the only shapes that fit.
+    """
+
+    name = "matmul"
+
+    def forward(self, a: Array, b: Array) -> Array:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ShapeError(
+                f"matmul: inputs must have at least one dimension, got shapes {a.shape} and "
+                f"{b.shape} (use * to multiply by a scalar)"
+            )
+        inner_a = a.shape[-1]
+        inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if inner_a != inner_b:
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape} do not fit: the inner sizes "
+                f"{inner_a} and {inner_b} differ"
+            )
+        self.a, self.b = a, b
+        return np.matmul(a, b)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        # Promote vectors to matrices so one pair of formulas covers every case.
+        a = self.a[None, :] if self.a.ndim == 1 else self.a
+        b = self.b[:, None] if self.b.ndim == 1 else self.b
+        d = dout
+        if self.b.ndim == 1:
+            d = np.expand_dims(d, -1)
+        if self.a.ndim == 1:
+            d = np.expand_dims(d, -2)
+        da = np.matmul(d, np.swapaxes(b, -1, -2))
+        db = np.matmul(np.swapaxes(a, -1, -2), d)
+        da = unbroadcast(da, a.shape).reshape(self.a.shape)
+        db = unbroadcast(db, b.shape).reshape(self.b.shape)
+        return da, db
+
+
+class Affine(Gate):
+    """out = x @ W.T + b: a fully connected layer in one gate.
+
+    x: (N, D), W: (M, D) stored [out x in] as the maths writes it, b: (M,). out: (N, M).
+    dx = dout @ W (N, D); dW = dout.T @ x (M, D); db = dout summed over the batch (M,).
+    One gate instead of matmul, transpose and add saves two passes over (N, M) memory.
+    """
+
+    name = "affine"
+
+    def forward(self, x: Array, W: Array, b: Array) -> Array:
+        if x.ndim != 2 or W.ndim != 2 or b.ndim != 1:
+            raise ShapeError(
+                f"affine: expected x (N, D), W (M, D) and b (M,), got shapes {x.shape}, "
+                f"{W.shape} and {b.shape}"
+            )
+        if x.shape[1] != W.shape[1] or W.shape[0] != b.shape[0]:
+            raise ShapeError(
+                f"affine: x {x.shape}, W {W.shape} and b {b.shape} do not fit: expected x (N, D), "
+                f"W (M, D), b (M,)"
+            )
+        self.x, self.W = x, W
+        out = x @ W.T
+        out += b
+        return out
+
+    def backward(self, dout: Array) -> tuple[Array, Array, Array]:
+        return dout @ self.W, dout.T @ self.x, dout.sum(axis=0)
+
+
+class AffineReLU(Affine):
+    """out = max(x @ W.T + b, 0): a hidden layer in one gate.
+
+    Shapes as ``Affine``. The ReLU is applied in place on the affine output, and backward masks dout
+    once, so the hidden layer costs one (N, M) buffer instead of three. ReLU'(0) = 0 as in ``ReLU``.
+    """
+
+    name = "affine_relu"
+
+    def forward(self, x: Array, W: Array, b: Array) -> Array:
+        out = super().forward(x, W, b)
+        np.maximum(out, 0, out=out)
+        self.out = out
+        return out
+
+    def backward(self, dout: Array) -> tuple[Array, Array, Array]:
+        d = dout * (self.out > 0)
+        return d @ self.W, d.T @ self.x, d.sum(axis=0)
+
+
+# --- fused losses ---------------------------------------------------------------------------
+
+
+def check_labels(scores: Array, y: Array) -> Array:
+    """Validate labels for a loss on ``scores`` (N, K): y must be N integers in [0, K)."""
+    from chainrule.errors import DataError
+
+    if scores.ndim != 2:
+        raise ShapeError(f"loss: scores must be (N, K), got shape {scores.shape}")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != scores.shape[0]:
+        raise ShapeError(
+            f"loss: labels must be a vector of N = {scores.shape[0]} integers, got shape {y.shape}"
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"loss: labels must be integers, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
+        raise DataError(
+            f"loss: labels must lie in [0, {scores.shape[1] - 1}] for {scores.shape[1]} classes, "
+            f"got values from {y.min()} to {y.max()}"
+        )
+    return y
+
+
+class SoftmaxCrossEntropy(Gate):
+    """out = mean over the batch of -log softmax(scores)[y]: softmax and its loss in one gate.
+
+    scores: (N, K), labels y: (N,) given to the constructor (they get no gradient). out: 0-d.
+    Stable: the row maximum is subtracted before exp. The gradient has the famous simple form
+    dscores = (softmax(scores) - onehot(y)) / N, so the cache is just the probabilities.
+    """
+
+    name = "softmax_cross_entropy"
+
+    def __init__(self, y: Array) -> None:
+        self.y = y
+
+    def forward(self, scores: Array) -> Array:
+        y = check_labels(scores, self.y)
+        n = scores.shape[0]
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sums = exp.sum(axis=1, keepdims=True)
+        log_probs_y = shifted[np.arange(n), y] - np.log(sums[:, 0])
+        exp /= sums
+        self.probs, self.y = exp, y
+        return np.asarray(-log_probs_y.mean(), dtype=scores.dtype)
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        n = self.probs.shape[0]
+        dscores = self.probs.copy()
+        dscores[np.arange(n), self.y] -= 1
+        dscores *= dout / n
+        return (dscores,)
+
+
+class MulticlassHinge(Gate):
+    """out = mean over the batch of sum over j != y of max(0, s_j - s_y + 1): the SVM loss.
+
+    scores: (N, K), labels y: (N,). out: 0-d. Margin 1. Each positive margin adds +1 to ds_j and
+    -1 to ds_y. At a kink (a margin of exactly 0) the term contributes no gradient, as ReLU.
+    """
+
+    name = "multiclass_hinge"
+
+    def __init__(self, y: Array) -> None:
+        self.y = y
+
+    def forward(self, scores: Array) -> Array:
+        y = check_labels(scores, self.y)
+        n = scores.shape[0]
+        rows = np.arange(n)
+        margins = scores - scores[rows, y][:, None] + 1
+        margins[rows, y] = 0
+        np.maximum(margins, 0, out=margins)
+        self.positive, self.y = margins > 0, y
+        return np.asarray(margins.sum() / max(n, 1), dtype=scores.dtype)
+
+    def backward(self, dout: Array) -> tuple[Array]:
+        n = self.positive.shape[0]
+        dscores = self.positive.astype(dout.dtype)
+        dscores[np.arange(n), self.y] = -dscores.sum(axis=1)
+        dscores *= dout / n
+        return (dscores,)

@@ -1,0 +1,353 @@
+"""Tensor: an array that remembers the gate that made it, and backward(), the reverse walk.
+
+A Tensor made by a gate keeps that gate and the gate's input Tensors. ``backward()`` sorts the graph
+once (iteratively, so a chain of any depth works) and walks it in reverse: each gate gets the
+gradient of its output and hands one gradient to each input. Gradients add up where a tensor feeds
+more than one gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule import gates
+from chainrule.errors import ChainruleError, ShapeError
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block operations compute values only: no graph, no caches kept."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations record the graph now (False inside ``no_grad()``)."""
+    return _grad_enabled
+
+
+def _as_array(value: Any, like: np.ndarray | None = None) -> np.ndarray:
+    """An array for a constant operand; numbers take the dtype of the tensor they meet."""
+    array = np.asarray(value)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    ):
+        raise TypeError(f"cannot use a value of type {type(value).__name__} in a Tensor operation")
+    if like is not None and np.issubdtype(like.dtype, np.floating):
+        # A constant adopts the tensor's float dtype: float32 training stays float32.
+        return array.astype(like.dtype, copy=False)
+    if not np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float64)
+    return array
+
+
+class Tensor:
+    """An array with a gradient, and the gate (and inputs) that made it.
+
+    data: the values, any shape (a scalar is 0-d). grad: same shape, filled in by ``backward()``.
+    requires_grad: whether gradients flow to this tensor. Integer and boolean data become float64;
+    float32 and float64 stay as they are.
+    """
+
+    __slots__ = ("_gate", "_inputs", "data", "grad", "name", "requires_grad")
+    __array_priority__ = 100  # so ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data: np.ndarray = _as_array(data)
+        self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+        self.name = name
+        self._gate: gates.Gate | None = None
+        self._inputs: tuple[Tensor, ...] = ()
+
+    # --- plain facts ---
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def gate(self) -> gates.Gate | None:
+        """The gate that made this tensor (None for a leaf)."""
+        return self._gate
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        """The tensors the gate took as inputs (empty for a leaf)."""
+        return self._inputs
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        return float(self.data.item())
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (not a copy)."""
+        return self.data
+
+    def detach(self) -> Tensor:
+        """A leaf with the same data and no history."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        """Forget the gradient (the next backward starts from zero)."""
+        self.grad = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        made_by = f", gate={self._gate.describe()}" if self._gate is not None else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4)}{grad}{made_by})"
+
+    # --- operators build the graph ---
+    def __add__(self, other: Any) -> Tensor:
+        return apply(gates.Add(), self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return apply(gates.Add(), other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return apply(gates.Sub(), self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return apply(gates.Sub(), other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return apply(gates.Mul(), self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return apply(gates.Mul(), other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return apply(gates.Div(), self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return apply(gates.Div(), other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return apply(gates.MatMul(), self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return apply(gates.MatMul(), other, self)
+
+    def __neg__(self) -> Tensor:
+        return apply(gates.Neg(), self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, Tensor):
+            raise TypeError("pow: the exponent must be a constant number, not a Tensor")
+        if not isinstance(exponent, (int, float, np.integer, np.floating)):
+            raise TypeError(f"pow: the exponent must be a number, got {type(exponent).__name__}")
+        return apply(gates.Pow(float(exponent)), self)
+
+    # --- methods ---
+    def relu(self) -> Tensor:
+        return apply(gates.ReLU(), self)
+
+    def sigmoid(self) -> Tensor:
+        return apply(gates.Sigmoid(), self)
+
+    def tanh(self) -> Tensor:
+        return apply(gates.Tanh(), self)
+
+    def exp(self) -> Tensor:
+        return apply(gates.Exp(), self)
+
+    def log(self) -> Tensor:
+        return apply(gates.Log(), self)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return apply(gates.Sum(axis, keepdims), self)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return apply(gates.Mean(axis, keepdims), self)
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])  # type: ignore[arg-type]
+        return apply(gates.Reshape(tuple(shape)), self)  # type: ignore[arg-type]
+
+    def transpose(self, *axes: int) -> Tensor:
+        return apply(gates.Transpose(axes or None), self)
+
+    @property
+    def T(self) -> Tensor:
+        return apply(gates.Transpose(), self)
+
+    # --- the reverse walk ---
+    def backward(self, grad: Any = None) -> None:
+        """Fill ``.grad`` of every tensor in this one's graph that requires a gradient.
+
+        grad: the seed, d(something)/d(self), same shape as self. It may be left out only for a
+        scalar (one element), where it is 1. Each gate's cache is freed once its backward ran.
+        """
+        if grad is None:
+            if self.data.size != 1:
+                raise ShapeError(
+                    f"backward: this tensor has shape {self.shape}; backward() without a seed "
+                    "gradient needs a scalar. Reduce it first (e.g. .sum() or .mean()) or pass "
+                    "backward(grad) with the same shape"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = _as_array(grad, self.data)
+            if seed.shape != self.shape:
+                raise ShapeError(
+                    f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
+                )
+        self.grad = seed if self.grad is None else self.grad + seed
+        for node in reversed(topological_order(self)):
+            gate = node._gate
+            if gate is None:
+                continue
+            if node.grad is None:  # nothing reached it: it does not affect the result
+                gate.release()
+                node._gate, node._inputs = _SPENT, ()
+                continue
+            input_grads = gate.backward(node.grad)
+            for parent, g in zip(node._inputs, input_grads):
+                if g is None or not parent.requires_grad:
+                    continue
+                # Out of place on purpose: a gate may hand one array to several inputs (add
+                # does), so adding into it would corrupt a neighbour's gradient.
+                parent.grad = g if parent.grad is None else parent.grad + g
+            gate.release()
+            node._gate, node._inputs = _SPENT, ()
+
+
+class _Spent(gates.Gate):
+    """Stands in for a gate whose cache was freed by backward, to refuse a second backward."""
+
+    name = "spent"
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise ChainruleError(
+            "backward: this graph was already back-propagated and its caches freed; "
+            "run the forward pass again"
+        )
+
+    def release(self) -> None:
+        pass
+
+
+_SPENT = _Spent()
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor that ``root`` depends on through gates, inputs before the tensors they feed.
+
+    An explicit stack instead of recursion, so depth is limited only by memory. Leaves and
+    constants are included; ``root`` is last.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = {id(root)}
+    stack: list[tuple[Tensor, int]] = [(root, 0)]
+    while stack:
+        node, i = stack[-1]
+        if i < len(node._inputs):
+            stack[-1] = (node, i + 1)
+            child = node._inputs[i]
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append((child, 0))
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
+    """``value`` if it is a Tensor, else a constant leaf (numbers take ``like``'s float dtype)."""
+    if isinstance(value, Tensor):
+        return value
+    return Tensor(_as_array(value, like.data if like is not None else None))
+
+
+def apply(gate: gates.Gate, *operands: Any) -> Tensor:
+    """Run ``gate`` forward on the operands and, when a gradient is needed, record it in the graph.
+
+    Operands may be Tensors, arrays or numbers; the non-Tensors become constants with the dtype of
+    the first Tensor operand.
+    """
+    like = next((x for x in operands if isinstance(x, Tensor)), None)
+    inputs = tuple(as_tensor(x, like) for x in operands)
+    out = Tensor(gate.forward(*(t.data for t in inputs)))
+    if _grad_enabled and any(t.requires_grad for t in inputs):
+        out.requires_grad = True
+        out._gate, out._inputs = gate, inputs
+    return out
+
+
+# --- functions for the gates that are not operators ---------------------------------------------
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max(a, b), broadcast. On a tie the gradient goes to b (see gates.Maximum)."""
+    return apply(gates.Maximum(), a, b)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """a @ b for 1-D or 2-D operands (or stacks of matrices). a: (N, D), b: (D, M) -> (N, M)."""
+    return apply(gates.MatMul(), a, b)
+
+
+def affine(x: Any, W: Any, b: Any) -> Tensor:
+    """x @ W.T + b in one gate. x: (N, D), W: (M, D), b: (M,) -> (N, M)."""
+    return apply(gates.Affine(), x, W, b)
+
+
+def affine_relu(x: Any, W: Any, b: Any) -> Tensor:
+    """max(x @ W.T + b, 0) in one gate. x: (N, D), W: (M, D), b: (M,) -> (N, M)."""
+    return apply(gates.AffineReLU(), x, W, b)
+
+
+def relu(x: Any) -> Tensor:
+    """max(x, 0) elementwise; derivative 0 at x = 0."""
+    return apply(gates.ReLU(), x)
+
+
+def sigmoid(x: Any) -> Tensor:
+    """1 / (1 + e**-x) elementwise."""
+    return apply(gates.Sigmoid(), x)
+
+
+def tanh(x: Any) -> Tensor:
+    """tanh(x) elementwise."""
+    return apply(gates.Tanh(), x)
+
+
+def exp(x: Any) -> Tensor:
+    """e**x elementwise."""
+    return apply(gates.Exp(), x)
+
+
+def log(x: Any) -> Tensor:
+    """Natural logarithm elementwise."""
+    return apply(gates.Log(), x)

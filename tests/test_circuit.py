@@ -1,0 +1,142 @@
+"""The worked circuit: the cheatsheet's numbers exactly, as a table and as JSON; bad input named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chainrule import circuit
+from chainrule.cli import main
+from chainrule.errors import ExpressionError
+
+ROWS = [
+    ({"x": -2, "y": 5, "z": -4}, 3, -12, {"x": -4, "y": -4, "z": 3}),
+    ({"x": 3, "y": -1, "z": 2}, 2, 4, {"x": 2, "y": 2, "z": 2}),
+]
+
+
+@pytest.mark.parametrize(("values", "q", "f", "grads"), ROWS)
+def test_cheatsheet_rows_exactly(values, q, f, grads):
+    result = circuit.run("(x+y)*z", values)
+    nodes = {n.name: n for n in result.nodes}
+    assert nodes["q"].value == q and nodes["q"].kind == "add"
+    assert result.output == f and nodes["f"].kind == "mul"
+    assert result.grads == grads
+    assert nodes["q"].grad == values["z"]  # df/dq = z
+    assert nodes["z"].grad == q  # df/dz = q
+
+
+@pytest.mark.parametrize(("values", "q", "f", "grads"), ROWS)
+def test_cli_json(values, q, f, grads, capsys):
+    args = ["circuit", "(x+y)*z", *(f"{k}={v}" for k, v in values.items()), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["output"] == f
+    assert out["grads"] == grads
+    assert [g["op"] for g in out["gates"]] == ["add", "mul"]
+    assert out["gates"][0]["value"] == q
+    assert out["backward_order"][0] == "f"
+
+
+def test_cli_table(capsys):
+    assert main(["circuit", "(x+y)*z", "x=-2", "y=5", "z=-4"]) == 0
+    text = capsys.readouterr().out
+    forward, backward = text.split("backward pass")
+    lines = [line.split() for line in forward.splitlines()]
+    assert ["q", "add", "x,", "y", "3"] in lines
+    assert ["f", "mul", "q,", "z", "-12"] in lines
+    rows = [line.split() for line in backward.splitlines() if line.startswith("  ")][1:]
+    assert rows == [["f", "1"], ["z", "3"], ["q", "-4"], ["y", "-4"], ["x", "-4"]]
+    assert "df/dx = -4   df/dy = -4   df/dz = 3" in text
+
+
+def test_every_function_and_operator():
+    result = circuit.run(
+        "x*x + exp(y) - max(x, 0)**2 / 2 + 2*x - -log(z) + sigmoid(y) + tanh(y) + relu(-x)",
+        {"x": 3, "y": 0, "z": 1},
+    )
+    assert result.output == pytest.approx(9 + 1 - 4.5 + 6 + 0 + 0.5 + 0 + 0)
+    assert result.grads["x"] == pytest.approx(2 * 3 - 3 + 2)
+    assert result.grads["y"] == pytest.approx(1 + 0.25 + 1)
+    assert result.grads["z"] == pytest.approx(1.0)
+
+
+def test_a_variable_used_twice_accumulates():
+    assert circuit.run("x*x", {"x": 3}).grads == {"x": 6}
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("__import__('os').system('echo hi')", "not an allowed function"),
+        ("x.real", "'attribute access' is not allowed"),
+        ("x[0]", "'indexing' is not allowed"),
+        ("x ^ y", r"'\^ \(use \*\* for powers\)' is not allowed"),
+        ("x // y", "'//' is not allowed"),
+        ("lambda: 1", "'lambda' is not allowed"),
+        ("x if y else z", "'if/else' is not allowed"),
+        ("'a' + x", "only numbers may appear as constants"),
+        ("True + x", "only numbers may appear as constants"),
+        ("exp(x, y)", r"exp\(\) takes 1 argument, got 2"),
+        ("max(x)", r"max\(\) takes 2 arguments, got 1"),
+        ("exp + x", "'exp' is a function"),
+        ("x ** y", "needs a constant number as exponent"),
+        ("(x + ", "cannot parse"),
+        ("", "the expression is empty"),
+        ("1 + 2", "no variables"),
+    ],
+)
+def test_bad_expressions_are_named(expression, message):
+    try:  # give a value to each variable the expression has, so the error is about the syntax
+        names = circuit.variables(circuit.parse(expression))
+    except ExpressionError:
+        names = []
+    with pytest.raises(ExpressionError, match=message):
+        circuit.run(expression, {n: 1.5 for n in names})
+
+
+def test_missing_and_unknown_values():
+    with pytest.raises(ExpressionError, match="no value for z"):
+        circuit.run("(x+y)*z", {"x": 1, "y": 2})
+    with pytest.raises(ExpressionError, match="w is not in the expression"):
+        circuit.run("x+y", {"x": 1, "y": 2, "w": 3})
+    with pytest.raises(ExpressionError, match="expected NAME=NUMBER"):
+        circuit.parse_assignments(["x:1"])
+    with pytest.raises(ExpressionError, match="not a number"):
+        circuit.parse_assignments(["x=abc"])
+
+
+def test_invalid_arithmetic_is_a_clear_error():
+    with pytest.raises(ExpressionError, match="log"):
+        circuit.run("log(x)", {"x": -1})
+    with pytest.raises(ExpressionError, match="divide by zero"):
+        circuit.run("1/x", {"x": 0})
+
+
+@pytest.mark.parametrize("entry", [["chainrule"], [sys.executable, "-m", "chainrule"]])
+def test_command_line_entry_points(entry):
+    if entry == ["chainrule"]:
+        entry = [str(__import__("pathlib").Path(sys.executable).with_name("chainrule"))]
+    done = subprocess.run(
+        [*entry, "circuit", "(x+y)*z", "x=3", "y=-1", "z=2", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert out["output"] == 4 and out["grads"] == {"x": 2, "y": 2, "z": 2}
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "circuit", "open('f')", "x=1"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "not an allowed function" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,257 @@
+"""Every gate against finite differences (float64), over random shapes and values, plus kinks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import chainrule as cr
+from chainrule import gates
+from chainrule.tensor import Tensor
+
+TOL = 1e-7
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def away_from_zero(
+    rng: np.random.Generator, shape: tuple[int, ...], low: float = 0.3
+) -> np.ndarray:
+    """Random values with |v| in [low, 2]: away from the kinks of relu, max and the pole of 1/x."""
+    return rng.uniform(low, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+
+def check(f, *inputs, **kwargs) -> cr.GradcheckReport:
+    report = cr.gradcheck(f, inputs, **kwargs)
+    assert report.ok, report.table()
+    assert report.max_rel_error < TOL
+    return report
+
+
+def broadcast_partner(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape that broadcasts against ``shape``: some axes set to 1, some leading ones dropped."""
+    drop = draw(st.integers(0, len(shape)))
+    partner = list(shape[drop:])
+    for i in range(len(partner)):
+        if draw(st.booleans()):
+            partner[i] = 1
+    return tuple(partner)
+
+
+@st.composite
+def broadcast_pair(draw):
+    shape = draw(shapes)
+    other = broadcast_partner(draw, shape)
+    return (shape, other) if draw(st.booleans()) else (other, shape)
+
+
+@SETTINGS
+@given(pair=broadcast_pair(), seed=seeds)
+def test_binary_gates_with_broadcasting(pair, seed):
+    rng = np.random.default_rng(seed)
+    a, b = away_from_zero(rng, pair[0]), away_from_zero(rng, pair[1])
+    check(lambda x, y: x + y, a, b, rng=rng)
+    check(lambda x, y: x - y, a, b, rng=rng)
+    check(lambda x, y: x * y, a, b, rng=rng)
+    check(lambda x, y: x / y, a, b, rng=rng)
+    # maximum away from ties: shift one input so the two never come within 0.1 of each other
+    close = np.abs(np.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape)) - b) < 0.1
+    if not close.any():
+        check(cr.maximum, a, b, rng=rng)
+
+
+@SETTINGS
+@given(shape=shapes, seed=seeds)
+def test_unary_gates(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = away_from_zero(rng, shape)
+    positive = np.abs(x)
+    check(lambda t: -t, x, rng=rng)
+    check(lambda t: t.exp(), x, rng=rng)
+    check(lambda t: t.log(), positive, rng=rng)
+    check(lambda t: t.relu(), x, rng=rng)
+    check(lambda t: t.sigmoid(), x, rng=rng)
+    check(lambda t: t.tanh(), x, rng=rng)
+    check(lambda t: t**2, x, rng=rng)
+    check(lambda t: t**3, x, rng=rng)
+    check(lambda t: t**-1.5, positive, rng=rng)
+    check(lambda t: t**0.5, positive, rng=rng)
+
+
+@st.composite
+def shape_and_axis(draw):
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    axis = draw(
+        st.one_of(
+            st.none(),
+            st.integers(-len(shape), len(shape) - 1),
+            st.lists(
+                st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True
+            ).map(tuple),
+        )
+    )
+    return shape, axis
+
+
+@SETTINGS
+@given(sa=shape_and_axis(), keepdims=st.booleans(), seed=seeds)
+def test_sum_and_mean(sa, keepdims, seed):
+    shape, axis = sa
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    check(lambda t: t.sum(axis=axis, keepdims=keepdims), x, rng=rng)
+    check(lambda t: t.mean(axis=axis, keepdims=keepdims), x, rng=rng)
+    np.testing.assert_allclose(
+        Tensor(x).mean(axis=axis, keepdims=keepdims).data, x.mean(axis=axis, keepdims=keepdims)
+    )
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), seed=seeds)
+def test_reshape_and_transpose(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    check(lambda t: t.reshape(-1), x, rng=rng)
+    check(lambda t: t.reshape(int(np.prod(shape)), 1), x, rng=rng)
+    check(lambda t: t.T, x, rng=rng)
+    axes = tuple(rng.permutation(len(shape)).tolist())
+    check(lambda t: t.transpose(*axes), x, rng=rng)
+    assert Tensor(x).transpose(*axes).shape == x.transpose(axes).shape
+
+
+@SETTINGS
+@given(n=st.integers(1, 5), d=st.integers(1, 5), m=st.integers(1, 5), seed=seeds)
+def test_matmul_and_affine(n, d, m, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((n, d)), rng.standard_normal((d, m))
+    check(lambda x, y: x @ y, a, b, rng=rng)
+    check(lambda x, y: x @ y, a[0], b, rng=rng)  # vector @ matrix
+    check(lambda x, y: x @ y, a, b[:, 0], rng=rng)  # matrix @ vector
+    check(lambda x, y: x @ y, a[0], b[:, 0], rng=rng)  # dot product
+    W, bias = rng.standard_normal((m, d)), rng.standard_normal(m)
+    report = check(cr.affine, a, W, bias, rng=rng)
+    assert [c.shape for c in report.inputs] == [(n, d), (m, d), (m,)]
+    np.testing.assert_allclose(cr.affine(a, W, bias).data, a @ W.T + bias)
+    # affine_relu away from its kink: push pre-activations away from 0
+    pre = a @ W.T + bias
+    if np.abs(pre).min() > 1e-3:
+        check(cr.affine_relu, a, W, bias, rng=rng)
+        np.testing.assert_allclose(cr.affine_relu(a, W, bias).data, np.maximum(pre, 0))
+
+
+def test_batched_matmul_broadcasts():
+    rng = np.random.default_rng(0)
+    check(lambda x, y: x @ y, rng.standard_normal((3, 2, 4)), rng.standard_normal((4, 5)), rng=rng)
+
+
+def test_composite_expression_gradcheck():
+    rng = np.random.default_rng(1)
+    x, W1, b1 = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal(5)
+
+    def f(x, W1, b1):
+        h = (x @ W1.T + b1).tanh()
+        return (h * h).sum(axis=1).log().mean() + cr.maximum(h, 0.2).sigmoid().sum()
+
+    check(f, x, W1, b1, rng=rng)
+
+
+# --- kinks: the documented conventions ---------------------------------------------------------
+
+
+def test_relu_derivative_is_zero_at_zero():
+    x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0])
+
+
+def test_maximum_tie_sends_gradient_to_right_input():
+    a = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    b = Tensor(np.array([1.0, 5.0, 0.0]), requires_grad=True)
+    cr.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0, 0.0])
+    # so max(x, 0) agrees with relu at 0
+    x = Tensor(np.array(0.0), requires_grad=True)
+    cr.maximum(x, 0.0).backward()
+    assert x.grad == 0.0
+
+
+def test_affine_relu_kink_is_zero():
+    x = Tensor(np.array([[1.0, -1.0]]), requires_grad=True)
+    W = Tensor(np.array([[1.0, 1.0]]), requires_grad=True)
+    b = Tensor(np.array([0.0]), requires_grad=True)
+    cr.affine_relu(x, W, b).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 0.0]])
+
+
+# --- the contract ----------------------------------------------------------------------------
+
+
+GATE_CASES = [
+    (gates.Add(), (2, 3), (3,)),
+    (gates.Sub(), (2, 3), (2, 1)),
+    (gates.Mul(), (2, 3), (2, 3)),
+    (gates.Div(), (2, 3), (1, 3)),
+    (gates.Maximum(), (2, 3), (2, 3)),
+    (gates.MatMul(), (2, 3), (3, 4)),
+    (gates.Affine(), (2, 3), (4, 3), (4,)),
+    (gates.AffineReLU(), (2, 3), (4, 3), (4,)),
+    (gates.Neg(), (2, 3)),
+    (gates.Pow(2.0), (2, 3)),
+    (gates.Exp(), (2, 3)),
+    (gates.ReLU(), (2, 3)),
+    (gates.Sigmoid(), (2, 3)),
+    (gates.Tanh(), (2, 3)),
+    (gates.Sum(axis=1), (2, 3)),
+    (gates.Mean(axis=0, keepdims=True), (2, 3)),
+    (gates.Reshape((3, 2)), (2, 3)),
+    (gates.Transpose(), (2, 3)),
+    (gates.SoftmaxCrossEntropy(np.array([0, 2])), (2, 3)),
+    (gates.MulticlassHinge(np.array([0, 2])), (2, 3)),
+]
+
+
+@pytest.mark.parametrize("case", GATE_CASES, ids=lambda c: c[0].name)
+def test_backward_returns_one_gradient_per_input_and_leaves_dout_alone(case):
+    gate, *in_shapes = case
+    rng = np.random.default_rng(0)
+    xs = [np.abs(rng.standard_normal(s)) + 0.5 for s in in_shapes]
+    out = gate.forward(*xs)
+    dout = rng.standard_normal(out.shape)
+    before = dout.copy()
+    grads = gate.backward(dout)
+    assert len(grads) == len(xs)
+    for g, x in zip(grads, xs):
+        assert g.shape == x.shape
+    np.testing.assert_array_equal(dout, before)
+    gate.release()
+    assert not vars(gate)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gates_keep_their_inputs_dtype(dtype):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 4)).astype(dtype), requires_grad=True)
+    W = Tensor(rng.standard_normal((2, 4)).astype(dtype), requires_grad=True)
+    b = Tensor(np.zeros(2, dtype=dtype), requires_grad=True)
+    out = ((cr.affine(x, W, b) * 2.0 + 1).tanh().sigmoid() ** 2).exp().log().mean()
+    assert out.dtype == dtype
+    out.backward()
+    assert x.grad.dtype == dtype and W.grad.dtype == dtype and b.grad.dtype == dtype
+
+
+def test_shape_errors_name_the_problem():
+    with pytest.raises(cr.ShapeError, match=r"matmul: shapes \(2, 3\) and \(4, 5\) do not fit"):
+        Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
+    with pytest.raises(cr.ShapeError, match=r"add: shapes \(2, 3\) and \(4,\) cannot be broadcast"):
+        Tensor(np.ones((2, 3))) + np.ones(4)
+    with pytest.raises(cr.ShapeError, match=r"affine: x \(2, 3\), W \(4, 5\)"):
+        cr.affine(np.ones((2, 3)), np.ones((4, 5)), np.ones(4))
+    with pytest.raises(cr.ShapeError, match="reshape: cannot reshape"):
+        Tensor(np.ones((2, 3))).reshape(4, 2)
+    with pytest.raises(cr.ShapeError, match="axis 3 is out of range"):
+        Tensor(np.ones((2, 3))).sum(axis=3)

@@ -1,0 +1,169 @@
+"""The Tensor and its reverse walk: accumulation, no_grad, deep graphs, freed caches, errors."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.tensor import Tensor, topological_order
+
+
+def test_worked_circuit_numbers():
+    x, y, z = (Tensor(v, requires_grad=True) for v in (-2.0, 5.0, -4.0))
+    q = x + y
+    f = q * z
+    f.backward()
+    assert q.data == 3 and f.data == -12
+    assert (x.grad, y.grad, z.grad, q.grad) == (-4, -4, 3, -4)
+
+
+def test_gradients_accumulate_where_a_tensor_is_used_twice():
+    a = Tensor(3.0, requires_grad=True)
+    b = a + a
+    b.backward()
+    assert a.grad == 2.0
+    c = Tensor(3.0, requires_grad=True)
+    (c * c * c).backward()  # 3 c^2
+    assert c.grad == 27.0
+
+
+def test_backward_adds_to_existing_gradients_until_zero_grad():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (w * 3).sum().backward()
+    (w * 3).sum().backward()
+    np.testing.assert_array_equal(w.grad, [6.0, 6.0])
+    w.zero_grad()
+    assert w.grad is None
+
+
+def test_add_gradient_arrays_are_not_corrupted_by_accumulation():
+    # add hands the same dout to both inputs; accumulating into one must not change the other
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    s = a + b
+    t = (s + a).sum()
+    t.backward()
+    np.testing.assert_array_equal(a.grad, [2, 2, 2])
+    np.testing.assert_array_equal(b.grad, [1, 1, 1])
+
+
+def test_numbers_and_arrays_mix_with_tensors():
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    y = 2 * x + 1 - np.array([1.0, 1.0]) / 2
+    y = 1 / (3 - y) + (-y) ** 2
+    assert y.dtype == np.float32  # constants adopt the tensor's dtype: no silent upcast
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    xs = np.array([1.0, 2.0])
+    ys = 2 * xs + 0.5
+    expected = 2 / (3 - ys) ** 2 + 2 * ys * 2
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-6)
+
+
+def test_ndarray_on_the_left_uses_the_tensor_operator():
+    x = Tensor(np.ones(2), requires_grad=True)
+    y = np.array([2.0, 3.0]) * x
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 3.0])
+
+
+def test_no_grad_builds_no_graph():
+    x = Tensor(2.0, requires_grad=True)
+    with cr.no_grad():
+        assert not cr.is_grad_enabled()
+        y = x * x
+    assert cr.is_grad_enabled()
+    assert y.gate is None and not y.requires_grad
+    assert (x * x).gate is not None
+
+
+def test_constants_build_no_graph():
+    y = Tensor(2.0) * 3
+    assert y.gate is None and not y.requires_grad
+
+
+def test_backward_on_a_non_scalar_needs_a_seed():
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = x * 2
+    with pytest.raises(cr.ShapeError, match=r"backward: this tensor has shape \(3,\)"):
+        y.backward()
+    y.backward(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0, 6.0])
+    with pytest.raises(cr.ShapeError, match="seed gradient has shape"):
+        (x * 2).backward(np.ones(2))
+
+
+def test_caches_are_freed_after_backward():
+    x = Tensor(np.ones((4, 3)), requires_grad=True)
+    W = Tensor(np.ones((2, 3)), requires_grad=True)
+    h = cr.affine(x, W, np.zeros(2)).tanh()
+    loss = h.sum()
+    nodes = [t for t in topological_order(loss) if t.gate is not None]
+    gates_used = [t.gate for t in nodes]
+    loss.backward()
+    assert all(not vars(g) for g in gates_used)
+    assert all(t.inputs == () for t in nodes)
+
+
+def test_a_second_backward_through_a_freed_graph_is_refused():
+    x = Tensor(2.0, requires_grad=True)
+    y = x * x
+    y.backward()
+    with pytest.raises(cr.ChainruleError, match="already back-propagated"):
+        y.backward()
+
+
+def test_a_chain_of_100000_gates_back_propagates():
+    x = Tensor(0.5, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    assert sys.getrecursionlimit() < 100_000
+    (y + 0).backward()
+    assert x.grad == 1.0
+
+
+def test_deep_tanh_chain_matches_the_chain_rule():
+    x = Tensor(0.3, requires_grad=True)
+    y, expected, v = x, 1.0, 0.3
+    for _ in range(2000):
+        y = y.tanh()
+        v = np.tanh(v)
+        expected *= 1 - v**2
+    y.backward()
+    assert x.grad == pytest.approx(expected, rel=1e-12)
+
+
+def test_topological_order_puts_inputs_first():
+    x, y = Tensor(1.0, requires_grad=True), Tensor(2.0, requires_grad=True)
+    q = x + y
+    f = q * x
+    order = topological_order(f)
+    assert order[-1] is f
+    assert order.index(q) > order.index(x) and order.index(q) > order.index(y)
+
+
+def test_pow_refuses_a_tensor_exponent():
+    with pytest.raises(TypeError, match="exponent must be a constant"):
+        Tensor(2.0) ** Tensor(3.0)
+
+
+def test_operations_refuse_non_numeric_values():
+    with pytest.raises(TypeError, match="cannot use a value of type str"):
+        Tensor(1.0) + "a"
+
+
+def test_integer_data_becomes_float():
+    assert Tensor([1, 2]).dtype == np.float64
+    assert Tensor(np.zeros(2, np.float32)).dtype == np.float32
+
+
+def test_repr_and_item():
+    t = Tensor(np.array(2.5), requires_grad=True)
+    assert t.item() == 2.5
+    assert "requires_grad=True" in repr(t)
+    assert "gate=mul" in repr(t * 2)
