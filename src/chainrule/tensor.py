@@ -305,7 +305,7 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
     return out
 
 
-# --- functions for the gates that are not operators ---------------------------------------------
+# --- functions for the gates that are not operators ----------
 
 
 def maximum(a: Any, b: Any) -> Tensor:

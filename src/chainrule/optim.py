@@ -1,0 +1,224 @@
+"""Optimizers, in increasing complexity, and learning-rate schedules.
+
+An optimizer holds references to parameter tensors and, on ``step()``, changes their ``data`` in
+place from their ``grad``. Updates never happen inside a gate's backward (that could not be
+gradient-checked); training calls ``backward()`` then ``step()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from chainrule.errors import ConfigError
+from chainrule.tensor import Tensor
+
+
+def _positive(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _fraction(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float, np.floating)) and 0 <= value < 1):
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base: the parameters, the learning rate, and per-parameter state (for resuming)."""
+
+    def __init__(self, params: Iterable[Tensor], learning_rate: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ConfigError("the optimizer got no parameters")
+        self.learning_rate = _positive("learning rate", learning_rate)
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient."""
+        self.steps += 1
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self.update(i, p.data, p.grad)
+
+    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
+        """Change parameter i's values w in place, given its gradient dw (same shape)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The optimizer's state as named arrays (to checkpoint, and resume bit for bit)."""
+        state = {"steps": np.array(self.steps), "learning_rate": np.array(self.learning_rate)}
+        for key, arrays in self._buffers().items():
+            for i, a in enumerate(arrays):
+                state[f"{key}.{i}"] = a
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.steps = int(state["steps"])
+        self.learning_rate = float(state["learning_rate"])
+        for key, arrays in self._buffers().items():
+            for i, a in enumerate(arrays):
+                a[...] = state[f"{key}.{i}"]
+
+    def _buffers(self) -> dict[str, list[np.ndarray]]:
+        return {}
+
+
+class SGD(Optimizer):
+    """Vanilla gradient descent: w <- w - learning_rate * dw."""
+
+    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
+        w -= self.learning_rate * dw
+
+
+class Momentum(Optimizer):
+    """SGD with momentum: v <- mu * v - lr * dw; w <- w + v.
+
+    With ``nesterov=True`` the gradient is, in effect, taken at the look-ahead point w + mu * v;
+    in the form that needs no second gradient: w <- w - mu * v_prev + (1 + mu) * v.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        learning_rate: float,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(params, learning_rate)
+        self.momentum = _fraction("momentum", momentum)
+        self.nesterov = nesterov
+        self.velocity = [np.zeros_like(p.data) for p in self.params]
+
+    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
+        v, mu = self.velocity[i], self.momentum
+        if self.nesterov:
+            w -= mu * v
+            v *= mu
+            v -= self.learning_rate * dw
+            w += (1 + mu) * v
+        else:
+            v *= mu
+            v -= self.learning_rate * dw
+            w += v
+
+    def _buffers(self) -> dict[str, list[np.ndarray]]:
+        return {"velocity": self.velocity}
+
+
+class Adam(Optimizer):
+    """Adam: running means of the gradient (m) and its square (v), bias-corrected.
+
+    m <- b1 m + (1 - b1) dw; v <- b2 v + (1 - b2) dw^2; t <- t + 1;
+    w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, learning_rate)
+        self.beta1, self.beta2 = _fraction("beta1", beta1), _fraction("beta2", beta2)
+        self.eps = _positive("eps", eps)
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
+        m, v, b1, b2, t = self.m[i], self.v[i], self.beta1, self.beta2, self.steps
+        m *= b1
+        m += (1 - b1) * dw
+        v *= b2
+        v += (1 - b2) * (dw * dw)
+        # Fold both bias corrections into the step size and eps: same maths, two fewer passes.
+        step = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+        eps = self.eps * math.sqrt(1 - b2**t)
+        denom = np.sqrt(v)
+        denom += eps
+        w -= step * (m / denom)
+
+    def _buffers(self) -> dict[str, list[np.ndarray]]:
+        return {"m": self.m, "v": self.v}
+
+
+# --- learning-rate schedules: a factor of the base rate for each epoch (counted from 0) ----------
+
+
+class Schedule:
+    """The learning rate for an epoch as a multiple of the base rate."""
+
+    def factor(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class Constant(Schedule):
+    """No decay."""
+
+    def factor(self, epoch: int) -> float:
+        return 1.0
+
+    def describe(self) -> str:
+        return "constant"
+
+
+class StepDecay(Schedule):
+    """Multiply the rate by ``gamma`` every ``step_size`` epochs (0.95 every epoch: the classic)."""
+
+    def __init__(self, gamma: float, step_size: int = 1) -> None:
+        if not 0 < gamma <= 1:
+            raise ConfigError(f"learning-rate decay must be in (0, 1], got {gamma!r}")
+        if step_size < 1:
+            raise ConfigError(f"the decay step must be at least 1 epoch, got {step_size!r}")
+        self.gamma, self.step_size = float(gamma), int(step_size)
+
+    def factor(self, epoch: int) -> float:
+        return self.gamma ** (epoch // self.step_size)
+
+    def describe(self) -> str:
+        return f"step x{self.gamma:g} every {self.step_size} epoch(s)"
+
+
+class CosineDecay(Schedule):
+    """From the base rate down to ``min_factor`` of it along half a cosine over ``epochs``."""
+
+    def __init__(self, epochs: int, min_factor: float = 0.0) -> None:
+        if epochs < 1:
+            raise ConfigError(f"cosine decay needs at least 1 epoch, got {epochs!r}")
+        self.epochs, self.min_factor = int(epochs), float(min_factor)
+
+    def factor(self, epoch: int) -> float:
+        progress = min(epoch / self.epochs, 1.0)
+        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def describe(self) -> str:
+        return f"cosine over {self.epochs} epochs"
+
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+
+
+def optimizer_from_name(name: str, params: Iterable[Tensor], learning_rate: float) -> Optimizer:
+    """The optimizer for a command-line name (one of OPTIMIZERS)."""
+    if name == "sgd":
+        return SGD(params, learning_rate)
+    if name in ("momentum", "nesterov"):
+        return Momentum(params, learning_rate, momentum=0.9, nesterov=name == "nesterov")
+    if name == "adam":
+        return Adam(params, learning_rate)
+    raise ConfigError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")

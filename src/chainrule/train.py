@@ -1,0 +1,406 @@
+"""Training: the cycle of the track, epoch after epoch, and evaluation.
+
+forward pass -> loss (data loss + reg * sum W^2) -> backward pass for every weight ->
+optimizer step (W <- W - lr * dW for SGD) -> the next mini-batch. Each epoch visits every training
+example once, in a fresh random order drawn from ``rng``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from chainrule import runs
+from chainrule.errors import ConfigError, DataError, DivergenceError, ShapeError
+from chainrule.losses import LossFn, l2_penalty, softmax_loss
+from chainrule.nn import Module
+from chainrule.optim import SGD, Constant, Optimizer, Schedule
+from chainrule.tensor import Tensor
+
+
+class Data(Protocol):
+    """What ``fit`` needs of a dataset: float rows and integer labels for train and validation."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass
+class EpochRecord:
+    """One epoch: mean training loss, accuracies, the learning rate used and the time taken."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float
+    learning_rate: float
+    seconds: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class History:
+    """Every epoch's record, and which epoch gave the parameters that were kept."""
+
+    epochs: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_accuracy: float = -1.0
+
+    def __getattr__(self, name: str) -> list[Any]:
+        # history.loss, history.val_accuracy... : one list per column
+        if name in EpochRecord.__dataclass_fields__:
+            return [getattr(r, name) for r in self.epochs]
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epochs": [dataclasses.asdict(r) for r in self.epochs],
+            "best_epoch": self.best_epoch,
+            "best_val_accuracy": self.best_val_accuracy,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> History:
+        return cls(
+            [EpochRecord(**r) for r in obj["epochs"]], obj["best_epoch"], obj["best_val_accuracy"]
+        )
+
+
+def evaluate(
+    model: Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int = 1024,
+    rows: np.ndarray | None = None,
+) -> float:
+    """Accuracy in [0, 1] of ``model.predict`` on rows X (N, D) with labels y (N,).
+
+    rows: score only these row indices; gathered a batch at a time, so no copy of the sample.
+    """
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ShapeError(f"evaluate: {len(X)} rows but {len(y)} labels")
+    whole = rows is None  # then slices: views, no copies
+    rows = np.arange(len(y)) if rows is None else rows
+    if len(rows) == 0:
+        raise DataError("evaluate: no examples to score")
+    correct = 0
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        batch = X[i : i + batch_size] if whole else X[chunk]
+        correct += int(np.sum(model.predict(batch, batch_size) == y[chunk]))
+    return correct / len(rows)
+
+
+def check_data(model: Module, X: np.ndarray, y: np.ndarray, split: str) -> None:
+    """Refuse data the model cannot train on, with a message naming the problem."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        raise ShapeError(f"{split}: X must be a 2-D array (N, D), got {getattr(X, 'shape', X)!r}")
+    if X.shape[1] != model.input_size:
+        raise ShapeError(
+            f"{split}: rows have {X.shape[1]} features but the model takes {model.input_size}"
+        )
+    if not np.issubdtype(X.dtype, np.floating):
+        raise DataError(f"{split}: X must be floating point (float32), got dtype {X.dtype}")
+    if len(X) == 0:
+        raise DataError(f"{split}: the data set is empty")
+    y = np.asarray(y)
+    if y.shape != (len(X),):
+        raise ShapeError(f"{split}: expected {len(X)} labels (one per row), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{split}: labels must be integers, got dtype {y.dtype}")
+    k = model.num_classes
+    if y.min() < 0 or y.max() >= k:
+        raise DataError(
+            f"{split}: labels must lie in [0, {k - 1}] for {k} classes, "
+            f"got values from {y.min()} to {y.max()}"
+        )
+    if not np.isfinite(X).all():
+        raise DataError(f"{split}: X contains NaN or infinite values")
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint can be saved."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint (when it had a place to)."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+def _batches(order: np.ndarray, batch_size: int, start: int) -> Iterator[tuple[int, np.ndarray]]:
+    for step, i in enumerate(range(start * batch_size, len(order), batch_size), start=start):
+        yield step, order[i : i + batch_size]
+
+
+def fit(
+    model: Module,
+    data: Data,
+    loss: LossFn = softmax_loss,
+    optimizer: Optimizer | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    reg: float = 0.0,
+    rng: np.random.Generator | None = None,
+    schedule: Schedule | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    train_eval_size: int = 10_000,
+) -> History:
+    """Train ``model`` on ``data`` by mini-batch gradient descent; keep the best-validation weights.
+
+    data: X_train (N, D) float, y_train (N,) ints, X_val, y_val likewise.
+    loss: ``softmax_loss`` or ``svm_loss`` (scores (B, K), labels (B,) -> 0-d Tensor).
+    optimizer: default SGD with learning rate 1e-2. reg: L2 strength on the weights (not biases).
+    rng: shuffles the epochs. schedule: the learning rate per epoch as a factor of the base rate.
+    checkpoint: a file to save the training state to after every epoch (and on SIGINT/SIGTERM);
+    with ``resume=True`` training continues from it, bit for bit as if never stopped.
+    on_epoch: called with each EpochRecord (e.g. to append to a metrics file).
+    train_eval_size: train accuracy is measured at the end of each epoch on this many training
+    rows (a fixed sample), since a full pass over a large set would cost more than it tells.
+    Returns the History. The model ends with the parameters of the best validation epoch.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    optimizer = optimizer if optimizer is not None else SGD(model.parameters(), 1e-2)
+    schedule = schedule if schedule is not None else Constant()
+    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+    if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg >= 0):
+        raise ConfigError(f"regularization strength must be >= 0, got {reg!r}")
+    check_data(model, data.X_train, data.y_train, "training data")
+    check_data(model, data.X_val, data.y_val, "validation data")
+    n = len(data.X_train)
+    if batch_size > n:
+        raise ConfigError(f"batch size {batch_size} is larger than the {n} training examples")
+    dtype = model.parameters()[0].dtype
+    if data.X_train.dtype != dtype:
+        raise DataError(
+            f"training data is {data.X_train.dtype} but the model is {dtype}: convert one of them "
+            "(a silent cast would copy the whole data set every batch)"
+        )
+    base_lr = optimizer.learning_rate
+    sample = np.random.default_rng(12345).permutation(n)[:train_eval_size]
+    sample.sort()
+
+    state = _TrainState(history=History(), best=model.state_dict())
+    if resume:
+        if checkpoint is None or not Path(checkpoint).exists():
+            raise ConfigError(f"nothing to resume: no checkpoint at {checkpoint}")
+        state = _load_checkpoint(Path(checkpoint), model, optimizer, rng, base_lr)
+    steps_per_epoch = math.ceil(n / batch_size)
+    weights = model.weights()
+
+    with _StopRequest() as stop:
+        for epoch in range(state.epoch, epochs):
+            optimizer.learning_rate = base_lr * schedule.factor(epoch)
+            if state.step == 0:
+                state.rng_at_epoch_start = rng.bit_generator.state
+                state.loss_sum = 0.0
+                state.epoch_seconds = 0.0
+            else:
+                # resumed mid-epoch: draw this epoch's order again from the state it began with
+                rng.bit_generator.state = state.rng_at_epoch_start
+            order = rng.permutation(n)
+            start = time.perf_counter()
+            bar = _progress(progress, epoch, epochs, steps_per_epoch, state.step)
+            for step, idx in _batches(order, batch_size, state.step):
+                X_batch, y_batch = data.X_train[idx], data.y_train[idx]
+                scores = model(Tensor(X_batch))
+                data_loss = loss(scores, y_batch)
+                total = data_loss + l2_penalty(weights, reg) if reg > 0 else data_loss
+                value = float(total.data)
+                if not math.isfinite(value):
+                    raise DivergenceError(
+                        f"the loss became {value} at epoch {epoch + 1}, step {step + 1}: the "
+                        f"learning rate ({optimizer.learning_rate:g}) is likely too high"
+                        + (f"; the last good checkpoint is {checkpoint}" if checkpoint else "")
+                    )
+                optimizer.zero_grad()
+                total.backward()
+                optimizer.step()
+                state.loss_sum += value * len(idx)
+                state.step = step + 1
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0:
+                        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                if stop.signum is not None:
+                    state.epoch_seconds += time.perf_counter() - start
+                    if bar is not None:
+                        bar.close()
+                    if checkpoint is not None:
+                        _save_checkpoint(
+                            Path(checkpoint), state, model, optimizer, rng.bit_generator.state
+                        )
+                    name = signal.Signals(stop.signum).name
+                    raise TrainingInterrupted(
+                        f"stopped by {name} at epoch {epoch + 1}, step {step + 1}"
+                        + (f"; resume from {checkpoint}" if checkpoint else ""),
+                        state.history,
+                    )
+            seconds = state.epoch_seconds + time.perf_counter() - start
+            record = EpochRecord(
+                epoch=epoch + 1,
+                loss=state.loss_sum / n,
+                train_accuracy=evaluate(model, data.X_train, data.y_train, rows=sample),
+                val_accuracy=evaluate(model, data.X_val, data.y_val),
+                learning_rate=optimizer.learning_rate,
+                seconds=seconds,
+            )
+            if bar is not None:
+                bar.set_postfix(
+                    loss=f"{record.loss:.4f}",
+                    train=f"{record.train_accuracy:.3f}",
+                    val=f"{record.val_accuracy:.3f}",
+                )
+                bar.close()
+            history = state.history
+            history.epochs.append(record)
+            if record.val_accuracy > history.best_val_accuracy:
+                history.best_epoch, history.best_val_accuracy = record.epoch, record.val_accuracy
+                state.best = model.state_dict()
+            state.epoch, state.step = epoch + 1, 0
+            if checkpoint is not None:
+                _save_checkpoint(Path(checkpoint), state, model, optimizer, rng.bit_generator.state)
+            if on_epoch is not None:
+                on_epoch(record)
+    model.load_state_dict(state.best)
+    return state.history
+
+
+def _progress(enabled: bool, epoch: int, epochs: int, total: int, initial: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        unit="batch",
+        leave=True,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+
+@dataclass
+class _TrainState:
+    """Everything a resumed run needs beyond the model and optimizer."""
+
+    history: History
+    best: dict[str, np.ndarray]
+    epoch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    epoch_seconds: float = 0.0
+    rng_at_epoch_start: dict[str, Any] = field(default_factory=dict)
+
+
+def _save_checkpoint(
+    path: Path, state: _TrainState, model: Module, optimizer: Optimizer, rng_state: dict[str, Any]
+) -> None:
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"best.{k}": v for k, v in state.best.items()})
+    arrays.update({f"optimizer.{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
+    meta = {
+        "epoch": state.epoch,
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "epoch_seconds": state.epoch_seconds,
+        "rng_at_epoch_start": state.rng_at_epoch_start,
+        "rng_state": rng_state,
+        "history": state.history.to_json(),
+        "model": model.config(),
+    }
+    runs.save_arrays(path, arrays, meta)
+
+
+def _load_checkpoint(
+    path: Path, model: Module, optimizer: Optimizer, rng: np.random.Generator, base_lr: float
+) -> _TrainState:
+    arrays, meta = runs.load_arrays(path)
+    if meta.get("model") != model.config():
+        raise ConfigError(
+            f"the checkpoint {path} is for model {meta.get('model')}, not {model.config()}"
+        )
+
+    def section(prefix: str) -> dict[str, np.ndarray]:
+        return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+    model.load_state_dict(section("model."))
+    optimizer.load_state_dict(section("optimizer."))
+    optimizer.learning_rate = base_lr
+    state = _TrainState(
+        history=History.from_json(meta["history"]),
+        best=section("best."),
+        epoch=meta["epoch"],
+        step=meta["step"],
+        loss_sum=meta["loss_sum"],
+        epoch_seconds=meta["epoch_seconds"],
+        rng_at_epoch_start=meta["rng_at_epoch_start"],
+    )
+    rng.bit_generator.state = meta["rng_state"]
+    return state
+
+
+def write_metrics_row(path: Path, record: EpochRecord) -> None:
+    """Append one epoch to a metrics CSV (header first if the file is new)."""
+    row = dataclasses.asdict(record)
+    diagnostics = row.pop("diagnostics")
+    row.update(diagnostics)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def history_json(history: History) -> str:
+    """The history as a JSON string."""
+    return json.dumps(history.to_json())
