@@ -4,7 +4,7 @@ The public surface. A computational graph of local gates (``gates``), the Tensor
 and its reverse walk (``tensor``), gradient checking (``gradcheck``), and the worked circuit.
 """
 
-from chainrule import gates
+from chainrule import data, gates, losses, nn, optim
 from chainrule.errors import (
     ChainruleError,
     ChecksumError,
@@ -30,6 +30,7 @@ from chainrule.tensor import (
     sigmoid,
     tanh,
 )
+from chainrule.train import History, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -42,19 +43,26 @@ __all__ = [
     "DivergenceError",
     "ExpressionError",
     "GradcheckReport",
+    "History",
     "ShapeError",
     "Tensor",
     "affine",
     "affine_relu",
+    "data",
+    "evaluate",
     "exp",
+    "fit",
     "gates",
     "gradcheck",
     "is_grad_enabled",
     "log",
+    "losses",
     "matmul",
     "maximum",
+    "nn",
     "no_grad",
     "numerical_gradient",
+    "optim",
     "rel_error",
     "relu",
     "sigmoid",

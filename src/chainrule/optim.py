@@ -64,8 +64,9 @@ class Optimizer:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what ``state_dict`` returned."""
-        self.steps = int(state["steps"])
-        self.learning_rate = float(state["learning_rate"])
+        # safetensors may hand 0-d values back as (1,)
+        self.steps = int(np.asarray(state["steps"]).reshape(-1)[0])
+        self.learning_rate = float(np.asarray(state["learning_rate"]).reshape(-1)[0])
         for key, arrays in self._buffers().items():
             for i, a in enumerate(arrays):
                 a[...] = state[f"{key}.{i}"]

@@ -1,0 +1,109 @@
+"""Where datasets are looked for, where downloads and decoded arrays are kept, atomic writes.
+
+The search path, in order: the ``data_dir`` argument, ``$CHAINRULE_DATA``, then the cache folder
+(``$CHAINRULE_CACHE``, else ``$XDG_CACHE_HOME/chainrule``, else ``~/.cache/chainrule``). Each is
+tried as it is and with a subfolder named after the dataset (``mnist/``, ``fashion-mnist/``...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from chainrule.errors import DataNotFoundError
+
+DATA_ENV = "CHAINRULE_DATA"
+CACHE_ENV = "CHAINRULE_CACHE"
+MIRROR_ENV = "CHAINRULE_MIRROR"
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    """The user cache folder (not created here): ``override``, ``$CHAINRULE_CACHE``,
+    ``$XDG_CACHE_HOME/chainrule`` or ``~/.cache/chainrule``, the first that is set."""
+    if override is not None:
+        return Path(override).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "chainrule"
+
+
+def search_dirs(
+    subdir: str,
+    data_dir: str | Path | None = None,
+    cache: str | Path | None = None,
+    extra: Sequence[str | Path] = (),
+) -> list[Path]:
+    """The folders to look in, in order; only those that exist. An explicit ``data_dir`` that
+    does not exist is an error (most likely a typo), not a silent fall-through to the cache."""
+    bases: list[Path] = []
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        if not path.is_dir():
+            raise DataNotFoundError(f"data folder {path} does not exist; expected a folder")
+        bases.append(path)
+    if os.environ.get(DATA_ENV):
+        bases.append(Path(os.environ[DATA_ENV]).expanduser())
+    bases.append(cache_dir(cache))
+    found: list[Path] = []
+    for base in bases:
+        for folder in (base, base / subdir):
+            if folder.is_dir() and folder not in found:
+                found.append(folder)
+    found.extend(Path(p) for p in extra if Path(p).is_dir() and Path(p) not in found)
+    return found
+
+
+def describe_search(
+    subdir: str,
+    data_dir: str | Path | None,
+    cache: str | Path | None,
+    extra: Sequence[str | Path] = (),
+) -> str:
+    """The search path as one line for error messages (whether or not the folders exist)."""
+    places = []
+    if data_dir is not None:
+        places.append(str(data_dir))
+    if os.environ.get(DATA_ENV):
+        places.append(f"${DATA_ENV}={os.environ[DATA_ENV]}")
+    places.append(str(cache_dir(cache)))
+    text = ", ".join(places) + f" (each also with a {subdir}/ subfolder)"
+    return text + "".join(f", {p}" for p in extra)
+
+
+def mirror_url(dataset: str, filename: str, default_base: str) -> str:
+    """The URL to download ``filename`` from: ``$CHAINRULE_MIRROR/<dataset>/<filename>`` when the
+    mirror is set (the same layout as the cache, so a cache folder can be served as a mirror),
+    else ``default_base + filename``."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        return f"{mirror.rstrip('/')}/{dataset}/{filename}"
+    return default_base + filename
+
+
+def file_key(path: Path) -> str:
+    """A short hash of a file's resolved path, size and modification time: a cache key that
+    changes when the file is replaced, without reading its contents."""
+    stat = path.stat()
+    text = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; on success rename it onto ``dest`` (atomic on one
+    file system), on any error delete it. Readers therefore see no file or a whole one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)

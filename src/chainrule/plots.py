@@ -1,0 +1,141 @@
+"""Figures a person can look at: learning curves, learned weights as images, a confusion matrix.
+
+Everything renders with matplotlib's Agg backend (no display needed) straight to PNG files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from chainrule import runs
+from chainrule.train import History
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    runs.atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
+    """Loss per epoch (left) and train/validation accuracy per epoch (right), as a PNG."""
+    epochs = history.epoch
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, history.loss, marker="o", ms=3, color="tab:red")
+    ax_loss.set(xlabel="epoch", ylabel="mean training loss", title="loss")
+    ax_loss.grid(alpha=0.3)
+    ax_acc.plot(epochs, history.train_accuracy, marker="o", ms=3, label="train")
+    ax_acc.plot(epochs, history.val_accuracy, marker="o", ms=3, label="validation")
+    if history.best_epoch > 0:
+        ax_acc.axvline(history.best_epoch, color="grey", ls="--", lw=1, label="kept (best val)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def to_image(row: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
+    """A weight row (D,) as an image (H, W[, C]) rescaled to [0, 1] for display."""
+    image = np.asarray(row, dtype=np.float64).reshape(tuple(image_shape))
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def _show(ax: plt.Axes, image: np.ndarray, title: str | None = None) -> None:
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def plot_templates(
+    W: np.ndarray,
+    image_shape: Sequence[int],
+    classes: Sequence[str],
+    path: str | Path,
+    title: str = "class templates: the rows of W",
+) -> Path:
+    """A linear classifier's rows W (K, D) as K images, each titled with its class."""
+    k = len(W)
+    cols = min(k, 5)
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < k:
+            _show(ax, to_image(W[i], image_shape), classes[i])
+        else:
+            ax.axis("off")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_features(
+    W1: np.ndarray,
+    image_shape: Sequence[int],
+    path: str | Path,
+    max_units: int = 100,
+    title: str = "first-layer features: rows of W1",
+) -> Path:
+    """A net's first-layer rows W1 (H, D) as a grid of images (the first ``max_units``)."""
+    n = min(len(W1), max_units)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(0.9 * cols + 0.5, 0.9 * rows + 0.8), squeeze=False
+    )
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            _show(ax, to_image(W1[i], image_shape))
+        else:
+            ax.axis("off")
+    fig.suptitle(f"{title} ({n} of {len(W1)} hidden units)")
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (K, K): row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+def plot_confusion(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: Sequence[str],
+    path: str | Path,
+    title: str = "confusion matrix (test)",
+) -> Path:
+    """The confusion matrix with counts in the cells and class names on both axes."""
+    k = len(classes)
+    matrix = confusion_matrix(y_true, y_pred, k)
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    size = max(4.5, 0.55 * k + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), labels=classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels=classes, fontsize=8)
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"{title}, accuracy {accuracy:.3f}")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                color = "white" if matrix[i, j] > threshold else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+    return _save(fig, path)

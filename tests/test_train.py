@@ -1,0 +1,242 @@
+"""fit(): every example once per epoch, the best weights kept, resume bit for bit, clear errors."""
+
+from __future__ import annotations
+
+import signal
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn, optim
+from chainrule.losses import softmax_loss, svm_loss
+from chainrule.tensor import Tensor
+from chainrule.train import TrainingInterrupted, evaluate, fit
+
+
+def blobs(n=300, d=5, k=3, seed=0):
+    """Three Gaussian blobs: learnable but not trivially."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 2
+    y = rng.integers(0, k, size=n)
+    X = (centres[y] + rng.standard_normal((n, d))).astype(np.float32)
+    cut = int(n * 0.8)
+    return SimpleNamespace(X_train=X[:cut], y_train=y[:cut], X_val=X[cut:], y_val=y[cut:])
+
+
+class Spy(nn.LinearClassifier):
+    """Records the rows it is shown (column 0 carries each example's id)."""
+
+    seen: list
+
+    def forward(self, x: Tensor) -> Tensor:
+        if cr.is_grad_enabled():  # training steps only, not the evaluations
+            self.seen.append(x.data[:, 0].copy())
+        return super().forward(x)
+
+
+def test_each_epoch_visits_every_example_once_in_a_fresh_order():
+    data = blobs(n=250)
+    n = len(data.X_train)
+    data.X_train[:, 0] = np.arange(n)
+    model = Spy(5, 3, np.random.default_rng(0))
+    model.seen = []
+    fit(
+        model,
+        data,
+        epochs=3,
+        batch_size=32,
+        progress=False,
+        optimizer=optim.SGD(model.parameters(), 1e-4),
+    )
+    per_epoch = int(np.ceil(n / 32))
+    batches = model.seen
+    assert len(batches) == 3 * per_epoch
+    epochs = [np.concatenate(batches[i * per_epoch : (i + 1) * per_epoch]) for i in range(3)]
+    for order in epochs:
+        np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_fit_learns_and_keeps_the_best_validation_weights():
+    data = blobs()
+    model = nn.TwoLayerNet(5, 20, 3, np.random.default_rng(0))
+    history = fit(
+        model,
+        data,
+        loss=softmax_loss,
+        optimizer=optim.SGD(model.parameters(), 0.1),
+        epochs=8,
+        batch_size=16,
+        reg=1e-3,
+        rng=np.random.default_rng(1),
+        progress=False,
+    )
+    assert len(history) == 8
+    assert history.loss[-1] < history.loss[0]
+    assert history.best_val_accuracy == max(history.val_accuracy) > 0.8
+    assert evaluate(model, data.X_val, data.y_val) == history.best_val_accuracy
+    assert history.epoch == list(range(1, 9))
+    assert all(r.seconds > 0 for r in history.epochs)
+    assert history.learning_rate == [0.1] * 8
+
+
+def test_schedule_sets_the_learning_rate_per_epoch():
+    data = blobs()
+    model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
+    history = fit(
+        model,
+        data,
+        loss=svm_loss,
+        optimizer=optim.SGD(model.parameters(), 0.1),
+        epochs=3,
+        schedule=optim.StepDecay(0.5),
+        progress=False,
+    )
+    assert history.learning_rate == [0.1, 0.05, 0.025]
+
+
+def test_the_same_seed_gives_the_same_weights_bit_for_bit():
+    def run():
+        data = blobs()
+        model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+        fit(
+            model,
+            data,
+            optimizer=optim.Adam(model.parameters(), 1e-2),
+            epochs=3,
+            rng=np.random.default_rng(5),
+            progress=False,
+        )
+        return model.state_dict()
+
+    a, b = run(), run()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def _train(data, epochs, checkpoint=None, resume=False, interrupt_at=None):
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    opt = optim.Momentum(model.parameters(), 0.05, nesterov=True)
+    if interrupt_at is not None:
+        calls = {"n": 0}
+        forward = model.forward
+
+        def forward_then_signal(x):
+            calls["n"] += 1
+            if calls["n"] == interrupt_at:
+                signal.raise_signal(signal.SIGINT)
+            return forward(x)
+
+        model.forward = forward_then_signal
+    history = fit(
+        model,
+        data,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=16,
+        reg=1e-3,
+        rng=np.random.default_rng(3),
+        schedule=optim.StepDecay(0.9),
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=False,
+    )
+    return model, history
+
+
+def test_resume_after_an_epoch_boundary_is_bit_for_bit(tmp_path):
+    data = blobs()
+    straight, h1 = _train(data, 4)
+    ckpt = tmp_path / "ckpt.safetensors"
+    _train(data, 2, checkpoint=ckpt)
+    resumed, h2 = _train(data, 4, checkpoint=ckpt, resume=True)
+    for k, v in straight.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[k], v)
+    assert h2.loss == h1.loss and h2.val_accuracy == h1.val_accuracy
+
+
+@pytest.mark.parametrize("interrupt_at", [3, 17, 31])
+def test_sigint_mid_epoch_saves_and_resume_is_bit_for_bit(tmp_path, interrupt_at):
+    data = blobs()
+    straight, h1 = _train(data, 3)
+    ckpt = tmp_path / "ckpt.safetensors"
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGINT"):
+        _train(data, 3, checkpoint=ckpt, interrupt_at=interrupt_at)
+    assert ckpt.exists()
+    resumed, h2 = _train(data, 3, checkpoint=ckpt, resume=True)
+    for k, v in straight.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[k], v)
+    assert h2.loss == h1.loss
+
+
+def test_divergence_names_the_epoch_step_and_cause(tmp_path):
+    data = blobs()
+    data.X_train *= 1e3
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    ckpt = tmp_path / "ckpt.safetensors"
+    with pytest.raises(
+        cr.DivergenceError, match=r"at epoch \d+, step \d+: the learning rate .* too high"
+    ):
+        with np.errstate(all="ignore"):
+            fit(
+                model,
+                data,
+                optimizer=optim.SGD(model.parameters(), 1e6),
+                epochs=5,
+                checkpoint=ckpt,
+                progress=False,
+            )
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            lambda d: setattr(d, "y_train", d.y_train + 5),
+            cr.DataError,
+            r"labels must lie in \[0, 2\]",
+        ),
+        (
+            lambda d: setattr(d, "y_train", d.y_train.astype(float)),
+            cr.DataError,
+            "labels must be integers",
+        ),
+        (
+            lambda d: setattr(d, "X_train", d.X_train[:, :4]),
+            cr.ShapeError,
+            "rows have 4 features but the model takes 5",
+        ),
+        (
+            lambda d: setattr(d, "X_train", d.X_train.astype(np.float64)),
+            cr.DataError,
+            "float64 but the model is float32",
+        ),
+        (lambda d: d.X_train.__setitem__((0, 0), np.nan), cr.DataError, "NaN or infinite"),
+        (lambda d: setattr(d, "X_train", d.X_train[:0]), cr.DataError, "empty"),
+        (lambda d: setattr(d, "y_val", d.y_val[:3]), cr.ShapeError, "expected 60 labels"),
+        (lambda d: setattr(d, "X_train", d.X_train[0]), cr.ShapeError, "must be a 2-D array"),
+    ],
+)
+def test_bad_data_is_named(change, error, message):
+    data = blobs()
+    change(data)
+    model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
+    with pytest.raises(error, match=message):
+        fit(model, data, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 1000}, "batch size 1000 is larger than the 240 training examples"),
+        ({"batch_size": 0}, "batch size must be a positive integer"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"reg": -1.0}, "regularization strength must be >= 0"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, message):
+    model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
+    with pytest.raises(cr.ConfigError, match=message):
+        fit(model, blobs(), progress=False, **kwargs)
