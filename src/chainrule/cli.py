@@ -78,6 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             standardize=args.standardize,
             max_train=args.max_train,
             max_test=args.max_test,
+            augment=args.augment,
         )
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = args.out or f"runs/{args.dataset}-{args.model}-{stamp}"
@@ -87,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             out,
             resume=bool(args.resume),
             progress=_progress_enabled(args),
+            log=lambda line: print(line, file=sys.stderr),
         )
     except experiment.TrainingInterrupted as e:
         print(f"chainrule train: {e}", file=sys.stderr)
@@ -222,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-train", type=int, help="use at most this many training images")
     p.add_argument("--max-test", type=int, help="use at most this many test images")
+    p.add_argument(
+        "--augment",
+        default="none",
+        choices=experiment.AUGMENTATIONS,
+        help="make each training batch anew: flip = mirror a random half",
+    )
     p.add_argument("--out", help="the run folder (default runs/DATASET-MODEL-TIME)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")

@@ -24,11 +24,13 @@ import numpy as np
 
 from chainrule import data as datasets
 from chainrule import nn, optim, plots, runs
+from chainrule.augment import HorizontalFlip
 from chainrule.errors import ConfigError, DataError, DataNotFoundError
 from chainrule.losses import LOSSES
 from chainrule.train import EpochRecord, TrainingInterrupted, evaluate, fit, write_metrics_row
 
 MODELS = ("linear-svm", "softmax", "two-layer", "mlp")
+AUGMENTATIONS = ("none", "flip")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
@@ -56,6 +58,7 @@ class TrainConfig:
     standardize: bool = False
     max_train: int | None = None
     max_test: int | None = None
+    augment: str = "none"  # or "flip"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -87,6 +90,10 @@ class TrainConfig:
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be a positive integer, got {self.batch_size}")
+        if self.augment not in AUGMENTATIONS:
+            raise ConfigError(
+                f"unknown augmentation {self.augment!r} (choose from {', '.join(AUGMENTATIONS)})"
+            )
         self.schedule()
 
     @property
@@ -134,6 +141,14 @@ def build_model(config: TrainConfig, input_size: int, num_classes: int) -> nn.Mo
     if config.model == "two-layer":
         return nn.TwoLayerNet(input_size, config.hidden[0], num_classes, rng, activation)
     return nn.MLP([input_size, *config.hidden, num_classes], rng, activation)
+
+
+def make_augment(config: TrainConfig, data: datasets.Dataset) -> HorizontalFlip | None:
+    """The batch augmentation a config names (None for "none")."""
+    if config.augment == "flip":
+        p = data.preprocessing
+        return HorizontalFlip(data.image_shape, p.mean, p.std)
+    return None
 
 
 def train_run(
@@ -190,6 +205,8 @@ def train_run(
             resume=resume and checkpoint.exists(),
             progress=progress,
             on_epoch=on_epoch,
+            log=log,
+            augment=make_augment(config, data),
         )
         train_seconds = time.perf_counter() - start
         runs.save_model(
@@ -235,7 +252,10 @@ def save_figures(
 ) -> list[Path]:
     """The run's PNGs: curves, learned weights as images, the test confusion matrix."""
     title = f"{config.model} on {data.name}"
-    paths = [plots.plot_curves(history, out / "curves.png", title)]
+    paths = [
+        plots.plot_curves(history, out / "curves.png", title),
+        plots.plot_diagnostics(history, out / "diagnostics.png", f"{title}: training health"),
+    ]
     if isinstance(model, nn.LinearClassifier):
         paths.append(
             plots.plot_templates(

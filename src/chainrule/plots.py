@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from chainrule import runs
 from chainrule.train import History
@@ -41,6 +42,8 @@ def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
     if history.best_epoch > 0:
         ax_acc.axvline(history.best_epoch, color="grey", ls="--", lw=1, label="kept (best val)")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.grid(alpha=0.3)
     ax_acc.legend(loc="lower right")
     if title:
@@ -74,7 +77,9 @@ def plot_templates(
     k = len(W)
     cols = min(k, 5)
     rows = math.ceil(k / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for i, ax in enumerate(axes.flat):
         if i < k:
             _show(ax, to_image(W[i], image_shape), classes[i])
@@ -138,4 +143,49 @@ def plot_confusion(
             for j in range(k):
                 color = "white" if matrix[i, j] > threshold else "black"
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+    return _save(fig, path)
+
+
+def plot_diagnostics(history: History, path: str | Path, title: str = "") -> Path:
+    """Per epoch: update/weight ratio and gradient norm per parameter (log scales), and the
+    fraction of dead or saturated hidden units, with the healthy ranges marked."""
+    epochs = history.epoch
+    keys = list(history.epochs[0].diagnostics) if history.epochs else []
+    units = [k for k in keys if k.startswith(("dead_relu/", "saturated/"))]
+    panels = 3 if units else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8), layout="constrained")
+
+    def series(key: str) -> list[float]:
+        return [r.diagnostics.get(key, float("nan")) for r in history.epochs]
+
+    ax = axes[0]
+    for key in (k for k in keys if k.startswith("update_ratio/")):
+        ax.plot(epochs, series(key), marker="o", ms=3, label=key.split("/")[1])
+    ax.axhspan(1e-4, 1e-2, color="tab:green", alpha=0.1, label="healthy (~1e-3)")
+    ax.set(yscale="log", xlabel="epoch", ylabel="||update|| / ||W||", title="update / weight")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for key in (k for k in keys if k.startswith("grad_norm/")):
+        ax.plot(epochs, series(key), marker="o", ms=3, label=key.split("/")[1])
+    ax.set(yscale="log", xlabel="epoch", ylabel="||dW||", title="gradient norms (last step)")
+    ax.legend(fontsize=8, ncol=2)
+    if units:
+        ax = axes[2]
+        for key in units:
+            kind, layer = key.split("/")
+            label = f"{'dead ReLUs' if kind == 'dead_relu' else 'saturated'}, layer {layer}"
+            ax.plot(epochs, series(key), marker="o", ms=3, label=label)
+        ax.axhline(0.5, color="tab:red", ls="--", lw=1, label="warning level")
+        ax.set(
+            ylim=(-0.02, 1.02),
+            xlabel="epoch",
+            ylabel="fraction of hidden units",
+            title="unit health (validation sample)",
+        )
+        ax.legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

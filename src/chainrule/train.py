@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from chainrule import diagnostics as diag
 from chainrule import runs
 from chainrule.errors import ConfigError, DataError, DivergenceError, ShapeError
 from chainrule.losses import LossFn, l2_penalty, softmax_loss
@@ -188,6 +189,8 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     train_eval_size: int = 10_000,
+    log: Callable[[str], None] | None = None,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> History:
     """Train ``model`` on ``data`` by mini-batch gradient descent; keep the best-validation weights.
 
@@ -198,6 +201,11 @@ def fit(
     checkpoint: a file to save the training state to after every epoch (and on SIGINT/SIGTERM);
     with ``resume=True`` training continues from it, bit for bit as if never stopped.
     on_epoch: called with each EpochRecord (e.g. to append to a metrics file).
+    log: called with a warning line when a diagnostic leaves its healthy range (see
+    ``diagnostics``: update/weight ratios, gradient norms, dead ReLUs, saturated units; every
+    epoch's values are in its record's ``diagnostics``).
+    augment: makes each training batch anew (e.g. ``augment.HorizontalFlip``), from a generator
+    seeded by the epoch's draw and the step, so a resumed run sees the same batches.
     train_eval_size: train accuracy is measured at the end of each epoch on this many training
     rows (a fixed sample), since a full pass over a large set would cost more than it tells.
     Returns the History. The model ends with the parameters of the best validation epoch.
@@ -233,6 +241,8 @@ def fit(
         state = _load_checkpoint(Path(checkpoint), model, optimizer, rng, base_lr)
     steps_per_epoch = math.ceil(n / batch_size)
     weights = model.weights()
+    names, params = zip(*model.named_parameters())
+    diagnostics: dict[str, float] = {}
 
     with _StopRequest() as stop:
         for epoch in range(state.epoch, epochs):
@@ -245,10 +255,13 @@ def fit(
                 # resumed mid-epoch: draw this epoch's order again from the state it began with
                 rng.bit_generator.state = state.rng_at_epoch_start
             order = rng.permutation(n)
+            epoch_key = int(rng.integers(2**63))
             start = time.perf_counter()
             bar = _progress(progress, epoch, epochs, steps_per_epoch, state.step)
             for step, idx in _batches(order, batch_size, state.step):
                 X_batch, y_batch = data.X_train[idx], data.y_train[idx]
+                if augment is not None:
+                    X_batch = augment(X_batch, np.random.default_rng([epoch_key, step]))
                 scores = model(Tensor(X_batch))
                 data_loss = loss(scores, y_batch)
                 total = data_loss + l2_penalty(weights, reg) if reg > 0 else data_loss
@@ -261,7 +274,20 @@ def fit(
                     )
                 optimizer.zero_grad()
                 total.backward()
-                optimizer.step()
+                if step == steps_per_epoch - 1:  # the epoch's last step: measure its health
+                    before = [p.data.copy() if p.ndim >= 2 else p.data for p in params]
+                    optimizer.step()
+                    weight_names = [n for n, p in zip(names, params) if p.ndim >= 2]
+                    diagnostics = {
+                        **diag.gradient_norms(names, [p.grad for p in params]),
+                        **diag.update_ratios(
+                            weight_names,
+                            [b for b, p in zip(before, params) if p.ndim >= 2],
+                            [p.data for p in params if p.ndim >= 2],
+                        ),
+                    }
+                else:
+                    optimizer.step()
                 state.loss_sum += value * len(idx)
                 state.step = step + 1
                 if bar is not None:
@@ -290,7 +316,11 @@ def fit(
                 val_accuracy=evaluate(model, data.X_val, data.y_val),
                 learning_rate=optimizer.learning_rate,
                 seconds=seconds,
+                diagnostics={**diagnostics, **diag.unit_health(model, data.X_val[:1000])},
             )
+            if log is not None:
+                for line in diag.warnings_for(record.diagnostics, record.epoch):
+                    log(line)
             if bar is not None:
                 bar.set_postfix(
                     loss=f"{record.loss:.4f}",
