@@ -11,9 +11,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from chainrule.errors import ChainruleError, ConfigError, ExpressionError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 USAGE_ERRORS = (ConfigError, ExpressionError)
 
@@ -24,11 +27,36 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
     values = circuit.parse_assignments(args.values)
     result = circuit.run(args.expression, values)
+    drawings = []
+    if args.svg or args.dot:
+        from chainrule import graph
+
+        drawn = graph.from_circuit(result)
+        drawings = _write_drawings(drawn, args.svg, args.dot)
     if args.json:
-        print(json.dumps(result.to_json()))
+        print(
+            json.dumps({**result.to_json(), "drawings": drawings} if drawings else result.to_json())
+        )
     else:
         print(result.table())
+        for path in drawings:
+            print(f"drawing: {path}")
     return 0
+
+
+def _write_drawings(drawn: Any, svg: str | None, dot: str | None) -> list[str]:
+    """Write a graph.Graph as SVG and/or DOT; returns the paths written."""
+    from pathlib import Path
+
+    from chainrule import graph, runs
+
+    written = []
+    for path, render in ((svg, graph.to_svg), (dot, graph.to_dot)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            runs.atomic_write_text(path, render(drawn))
+            written.append(str(path))
+    return written
 
 
 def _progress_enabled(args: argparse.Namespace) -> bool:
@@ -91,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             log=lambda line: print(line, file=sys.stderr),
         )
     except experiment.TrainingInterrupted as e:
-        print(f"chainrule train: {e}", file=sys.stderr)
-        return 130
+        print(f"chainrule train: {e} (chainrule train --resume {out})", file=sys.stderr)
+        return 128 + e.signum  # the shell's convention for a run ended by a signal
     _print_summary(summary, args.json)
     return 0
 
@@ -142,6 +170,183 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _figure_path(out: str | None, default_name: str) -> Path:
+    """--out as a file (it has a suffix) or a folder (it exists or has none)."""
+    from pathlib import Path
+
+    path = Path(out) if out else Path(default_name)
+    if path.is_dir() or (out and not path.suffix):
+        path = path / default_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cmd_collapse(args: argparse.Namespace) -> int:
+    """Without a non-linearity two layers are one; with ReLU they are not; the spiral shows it."""
+    import numpy as np
+
+    from chainrule import lessons
+
+    rng = np.random.default_rng(args.seed)
+    collapsed = lessons.collapse(rng)
+    settings = lessons.SpiralSettings(epochs=args.epochs)
+    spiral = lessons.spiral(rng, settings)
+    figure = lessons.plot_regions(spiral, _figure_path(args.out, "spiral.png"))
+    result = {
+        "collapse_max_diff": collapsed.max_diff,
+        "collapse_linear_fit_residual": collapsed.identity_residual,
+        "relu_linear_fit_residual": collapsed.relu_residual,
+        "spiral_linear_accuracy": spiral.linear_accuracy,
+        "spiral_two_layer_accuracy": spiral.net_accuracy,
+        "spiral_settings": settings.describe(),
+        "spiral_seconds": spiral.seconds,
+        "figure": str(figure),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    K, D = collapsed.W.shape
+    print(
+        "1. No non-linearity: s = W2 (W1 x + b1) + b2 is one linear layer s = W' x + b'\n"
+        f"   with W' = W2 W1 ({K} x {D}) and b' = W2 b1 + b2 ({K}), on random float64 weights:\n"
+        f"   max |two-layer scores - one-layer scores| = {collapsed.max_diff:.1e}"
+        " (float64 round-off)\n"
+        f"   best single linear layer (least squares): relative residual "
+        f"{collapsed.identity_residual:.1e}\n"
+        "2. ReLU between the same layers: the best single linear layer now leaves a relative\n"
+        f"   residual of {collapsed.relu_residual:.3f} (0 = an exact fit, 1 = no better than a "
+        "constant)\n"
+        "3. CS231n's 2-D spiral of 3 classes, both models trained alike:\n"
+        f"   {settings.describe()}\n"
+        f"   linear softmax classifier: training accuracy {spiral.linear_accuracy:.3f}\n"
+        f"   2-layer net, {settings.hidden_size} ReLU units: training accuracy "
+        f"{spiral.net_accuracy:.3f}\n"
+        f"   figure: {figure}"
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Save a run's weights as images: class templates or first-layer features."""
+    from chainrule import show
+
+    if args.compare:
+        out = _figure_path(args.out, "templates-vs-features.png")
+        paths = [str(show.plot_side_by_side(args.run, args.compare, out))]
+        kind = "comparison"
+    else:
+        shown = show.show_run(args.run, args.out)
+        paths, kind = [str(p) for p in shown.paths], shown.kind
+    if args.json:
+        print(json.dumps({"kind": kind, "paths": paths}))
+    else:
+        for path in paths:
+            print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """The era table: pixels vs hand-designed features, linear classifiers vs a 2-layer net."""
+    import os
+    from datetime import datetime
+    from pathlib import Path
+
+    from chainrule import compare, runs
+    from chainrule import data as datasets
+    from chainrule.data.paths import cache_dir
+
+    def log(line: str) -> None:
+        if not (args.quiet or args.json):
+            print(line, file=sys.stderr)
+
+    data = datasets.load(
+        args.dataset,
+        args.data_dir,
+        root=args.root,
+        seed=args.seed,
+        max_train=args.max_train,
+        max_test=args.max_test,
+    )
+    workers = args.workers or min(os.cpu_count() or 1, 8)
+    result = compare.compare(
+        data,
+        epochs=args.epochs,
+        seed=args.seed,
+        cache_dir=None if args.no_cache else cache_dir(args.cache_dir),
+        workers=workers,
+        log=log,
+    )
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or f"runs/compare-{args.dataset}-{stamp}")
+    out.mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_text(out / "compare.md", result.markdown())
+    runs.atomic_write_text(out / "compare.json", json.dumps(result.to_json(), indent=2))
+    if args.json:
+        print(json.dumps({**result.to_json(), "markdown": str(out / "compare.md")}))
+    else:
+        print(result.table())
+        print(f"\ntable: {out / 'compare.md'}")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Draw the gates of one training step of a small model, with values and gradients."""
+    from pathlib import Path
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from chainrule import experiment, graph
+    from chainrule.losses import LOSSES
+
+    hidden = args.hidden or ([10, 10] if args.model == "mlp" else [10])
+    config = experiment.TrainConfig(
+        model=args.model, hidden=hidden, activation=args.activation, loss=args.loss
+    )
+    rng = np.random.default_rng(args.seed)
+    digits = load_digits()
+    rows = rng.choice(len(digits.target), size=args.batch, replace=False)
+    X = (digits.data[rows] / 16.0 - 0.3).astype(np.float32)
+    model = experiment.build_model(config, X.shape[1], 10)
+    sizes = (
+        " x ".join(str(s) for s in (64, *hidden, 10))
+        if args.model in ("two-layer", "mlp")
+        else "64 x 10"
+    )
+    title = (
+        f"one training step of {args.model} ({sizes}, {config.loss_name} loss, reg {args.reg:g}) "
+        f"on {args.batch} digits"
+    )
+    drawn = graph.step_graph(
+        model, X, digits.target[rows], LOSSES[config.loss_name], args.reg, title, args.unfused
+    )
+    svg, dot = args.svg, args.dot
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        svg = svg or str(Path(args.out) / f"{args.model}.svg")
+        dot = dot or str(Path(args.out) / f"{args.model}.dot")
+    drawings = _write_drawings(drawn, svg, dot)
+    if args.json:
+        nodes = [
+            {
+                "id": n.id,
+                "label": n.label,
+                "kind": n.kind,
+                "inputs": n.inputs,
+                "name": n.name,
+                "value": n.value,
+                "grad": n.grad,
+            }
+            for n in drawn.nodes
+        ]
+        print(json.dumps({"title": title, "nodes": nodes, "drawings": drawings}))
+    else:
+        print(graph.table(drawn))
+        for path in drawings:
+            print(f"drawing: {path}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error printed as one line (plus where to find help), not the usage."""
 
@@ -169,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("expression", help="e.g. '(x+y)*z'; + - * / **, exp log relu sigmoid tanh max")
     p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="a value for each variable")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--svg", metavar="FILE", help="also draw the circuit: values and gradients")
+    p.add_argument("--dot", metavar="FILE", help="also write it as DOT text (for graphviz)")
     p.set_defaults(func=cmd_circuit)
 
     from chainrule import data as datasets
@@ -264,7 +471,95 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gradcheck)
+    _add_lesson_commands(sub)
     return parser
+
+
+def _add_lesson_commands(sub: Any) -> None:
+    """The commands that show the lessons: collapse, show, compare, graph."""
+    from chainrule import data as datasets
+    from chainrule import experiment
+
+    p = sub.add_parser(
+        "collapse",
+        help="why a net needs its non-linearity: collapse, ReLU, and the spiral",
+        description="Show that two linear layers are one (W' = W2 W1, b' = W2 b1 + b2), that "
+        "ReLU between them breaks this, and train a linear classifier and a 2-layer net on a "
+        "2-D spiral of 3 classes; save both decision regions as a PNG.",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--epochs", type=int, default=200, help="epochs on the spiral, both models (default 200)"
+    )
+    p.add_argument("--out", help="the figure's path, or a folder for spiral.png (default ./)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_collapse)
+
+    p = sub.add_parser(
+        "show",
+        help="a run's weights as images: class templates, or a net's first-layer features",
+        description="For a linear run, save templates/<class>.png (one upscaled template per "
+        "class) and templates.png; for a net, features.png (rows of W1). With --compare OTHER, "
+        "put a linear run's templates and a net run's features side by side in one figure.",
+    )
+    p.add_argument("run", help="a run folder written by chainrule train")
+    p.add_argument("--compare", metavar="OTHER_RUN", help="a second run (one linear, one net)")
+    p.add_argument(
+        "--out",
+        help="folder for the images (default: the run folder); with "
+        "--compare, the figure's path or folder",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "compare",
+        help="the era table: pixels vs HOG + colour features, linear classifiers vs a 2-layer net",
+        description="Train a linear SVM, a softmax classifier and a 2-layer net on raw pixels "
+        "and on hand-designed features (HOG + hue histogram), print the test accuracies and "
+        "times, and write them to OUT/compare.md. The settings of each row are in the table.",
+    )
+    p.add_argument("--dataset", default="cifar10-jpeg", choices=datasets.DATASETS)
+    p.add_argument("--data-dir", help="folder to look in for the data files first")
+    p.add_argument("--root", help="folder or archive of an image-folder dataset")
+    p.add_argument("--max-train", type=int, help="use at most this many training images")
+    p.add_argument("--max-test", type=int, help="use at most this many test images")
+    p.add_argument("--epochs", type=int, help="override every row's number of epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="processes for feature extraction (default: CPUs)")
+    p.add_argument("--cache-dir", help="where features are cached (default: the cache folder)")
+    p.add_argument("--no-cache", action="store_true", help="compute features afresh, keep none")
+    p.add_argument(
+        "--out", help="folder for compare.md and compare.json (default runs/compare-DATASET-TIME)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "graph",
+        help="draw the gates of one training step of a small model (SVG/DOT)",
+        description="Run one training step of a small model on a few 8x8 digits, and print "
+        "(and with --svg/--dot/--out draw) every gate from x and the weights through the loss "
+        "and the L2 terms to the total loss: each tensor's shape or value and its gradient.",
+    )
+    p.add_argument("--model", default="two-layer", choices=experiment.MODELS)
+    p.add_argument("--hidden", type=int, nargs="+", metavar="H", help="default 10 (mlp: 10 10)")
+    p.add_argument("--activation", default="relu", choices=("relu", "sigmoid", "tanh", "identity"))
+    p.add_argument("--loss", choices=("softmax", "svm"))
+    p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
+    p.add_argument("--reg", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--unfused",
+        action="store_true",
+        help="draw affine and ReLU as two gates, as the lecture does (training fuses them)",
+    )
+    p.add_argument("--svg", metavar="FILE")
+    p.add_argument("--dot", metavar="FILE")
+    p.add_argument("--out", help="folder for MODEL.svg and MODEL.dot")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_graph)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,14 @@ from chainrule import nn, optim, plots, runs
 from chainrule.augment import HorizontalFlip
 from chainrule.errors import ConfigError, DataError, DataNotFoundError
 from chainrule.losses import LOSSES
-from chainrule.train import EpochRecord, TrainingInterrupted, evaluate, fit, write_metrics_row
+from chainrule.train import (
+    EpochRecord,
+    TrainingInterrupted,
+    checkpoint_history,
+    evaluate,
+    fit,
+    write_metrics_row,
+)
 
 MODELS = ("linear-svm", "softmax", "two-layer", "mlp")
 AUGMENTATIONS = ("none", "flip")
@@ -165,15 +172,16 @@ def train_run(
     """
     out = Path(out)
     log = log or (lambda line: None)
-    if resume:
-        if not (out / CONFIG_FILE).is_file():
-            raise DataNotFoundError(f"cannot resume: {out} has no {CONFIG_FILE}")
-        config = TrainConfig.from_json(json.loads((out / CONFIG_FILE).read_text()))
-    elif (out / CONFIG_FILE).exists():
-        raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
+    if resume and not (out / CONFIG_FILE).is_file():
+        raise DataNotFoundError(f"cannot resume: {out} has no {CONFIG_FILE}")
     out.mkdir(parents=True, exist_ok=True)
+    # Lock first, then look: two processes starting on one folder cannot both pass the checks.
     with runs.run_lock(out):
-        if not resume:
+        if resume:
+            config = TrainConfig.from_json(json.loads((out / CONFIG_FILE).read_text()))
+        elif (out / CONFIG_FILE).exists():
+            raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
+        else:
             runs.atomic_write_text(
                 out / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2)
             )
@@ -183,13 +191,17 @@ def train_run(
         model = build_model(config, data.num_features, data.num_classes)
         optimizer = optim.optimizer_from_name(config.optimizer, model.parameters(), config.lr)
         metrics = out / METRICS_FILE
-        if not resume and metrics.exists():
-            metrics.unlink()
+        checkpoint = out / runs.CHECKPOINT_FILE
+        # The metrics file restarts from what the checkpoint knows: a process killed between
+        # saving a checkpoint and appending its row must neither lose nor repeat an epoch.
+        metrics.unlink(missing_ok=True)
+        if resume and checkpoint.exists():
+            for record in checkpoint_history(checkpoint).epochs:
+                write_metrics_row(metrics, record)
 
         def on_epoch(record: EpochRecord) -> None:
             write_metrics_row(metrics, record)
 
-        checkpoint = out / runs.CHECKPOINT_FILE
         start = time.perf_counter()
         history = fit(
             model,

@@ -164,9 +164,9 @@ class _StopRequest:
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on SIGINT/SIGTERM after saving a checkpoint (when it had a place to)."""
 
-    def __init__(self, message: str, history: History) -> None:
+    def __init__(self, message: str, history: History, signum: int) -> None:
         super().__init__(message)
-        self.history = history
+        self.history, self.signum = history, signum
 
 
 def _batches(order: np.ndarray, batch_size: int, start: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -307,6 +307,7 @@ def fit(
                         f"stopped by {name} at epoch {epoch + 1}, step {step + 1}"
                         + (f"; resume from {checkpoint}" if checkpoint else ""),
                         state.history,
+                        stop.signum,
                     )
             seconds = state.epoch_seconds + time.perf_counter() - start
             record = EpochRecord(
@@ -416,6 +417,12 @@ def _load_checkpoint(
     )
     rng.bit_generator.state = meta["rng_state"]
     return state
+
+
+def checkpoint_history(path: str | Path) -> History:
+    """The history stored in a training checkpoint."""
+    _, meta = runs.load_arrays(path)
+    return History.from_json(meta["history"])
 
 
 def write_metrics_row(path: Path, record: EpochRecord) -> None:

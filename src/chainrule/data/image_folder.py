@@ -13,6 +13,7 @@ import io
 import os
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -21,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from chainrule.data.download import check_digest, file_digest
 from chainrule.data.paths import atomic_path, cache_dir, describe_search, file_key, search_dirs
-from chainrule.errors import DataError, DataNotFoundError, ShapeError
+from chainrule.errors import ChainruleError, DataError, DataNotFoundError, ShapeError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "test")
@@ -196,8 +197,12 @@ def _decode_archive(archive: Path) -> Arrays:
                 assert source is not None  # a regular file always has a stream
                 with source:
                     decoder.add(split, cls, member.name, io.BytesIO(source.read()))
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{archive}: corrupt or unreadable archive ({err})") from err
+    except ChainruleError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error, TypeError, ValueError) as err:
+        # TypeError and ValueError too: CPython's tarfile raises them on some truncated gzip
+        # headers (found by tests/test_fuzz.py).
+        raise DataError(f"{archive}: corrupt or unreadable archive ({err!r})") from err
     return decoder.finish()
 
 
