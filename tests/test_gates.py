@@ -255,3 +255,32 @@ def test_shape_errors_name_the_problem():
         Tensor(np.ones((2, 3))).reshape(4, 2)
     with pytest.raises(cr.ShapeError, match="axis 3 is out of range"):
         Tensor(np.ones((2, 3))).sum(axis=3)
+
+
+def test_gates_skip_the_gradients_nobody_needs():
+    x = Tensor(np.ones((2, 3)))  # a data batch: no gradient wanted
+    W = Tensor(np.ones((4, 3)), requires_grad=True)
+    b = Tensor(np.zeros(4), requires_grad=True)
+    for fn in (cr.affine, cr.affine_relu):
+        out = fn(x, W, b)
+        assert out.gate.needs_input_grad == (False, True, True)
+        dx, dW, db = out.gate.backward(np.ones((2, 4)))
+        assert dx is None and dW.shape == (4, 3) and db.shape == (4,)
+    out = x @ W.T
+    assert out.inputs[0] is x
+    out.sum().backward()
+    assert x.grad is None and W.grad.shape == (4, 3)
+
+
+def test_in_place_accumulation_matches_out_of_place():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3))
+    W = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    loss = (
+        (cr.affine(x, W, np.zeros(4)) ** 2).sum()
+        + (W * W).sum() * 0.5
+        + cr.affine(x, W, np.ones(4)).sum()
+    )
+    loss.backward()
+    expected = 2 * (x @ W.data.T).T @ x + W.data + np.ones((5, 4)).T @ x
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-12)

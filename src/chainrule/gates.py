@@ -6,6 +6,14 @@ shape as the output), never modifies it, and returns one gradient per input, in 
 (``None`` for an input that has no gradient). A gate instance serves one call; the engine calls
 ``release`` after backward so caches never outlive their step.
 
+Two things the engine tells a gate, and one a gate tells the engine:
+- ``needs_input_grad``: which inputs want a gradient (PyTorch's name). A gate may skip the work
+  for the others and return ``None``: the data batch fed to the first layer needs none, and
+  skipping its dx saves one of the six matrix products of a 2-layer step.
+- ``fresh_grads``: True when backward always returns newly allocated arrays that nothing else
+  holds, so the engine may add later contributions into them in place. Gates that hand back
+  ``dout`` itself or a view of it (add, sub, sum, reshape, transpose) say False.
+
 Gates know nothing of Tensors or of the rest of the graph. That keeps each one checkable alone
 against finite differences, and keeps the array code in one place (a CuPy swap touches only this
 file, the losses and the data preprocessing).
@@ -52,9 +60,15 @@ class Gate:
     """One node: forward computes and caches; backward maps dout to one gradient per input."""
 
     name = "gate"
+    fresh_grads = True
+    needs_input_grad: tuple[bool, ...] | None = None  # None: all of them
 
     def forward(self, *xs: Array) -> Array:
         raise NotImplementedError
+
+    def needs(self, i: int) -> bool:
+        """Whether input ``i`` wants a gradient (True unless the engine said otherwise)."""
+        return self.needs_input_grad is None or self.needs_input_grad[i]
 
     def backward(self, dout: Array) -> tuple[Array | None, ...]:
         raise NotImplementedError
@@ -75,6 +89,7 @@ class Add(Gate):
     """out = a + b. Local gradients 1 and 1: the gate routes dout unchanged to both inputs."""
 
     name = "add"
+    fresh_grads = False  # hands back dout itself, or a view of it
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
@@ -89,6 +104,7 @@ class Sub(Gate):
     """out = a - b. Local gradients 1 and -1."""
 
     name = "sub"
+    fresh_grads = False  # hands back dout itself, or a view of it
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
@@ -109,9 +125,11 @@ class Mul(Gate):
         self.a, self.b = a, b
         return a * b
 
-    def backward(self, dout: Array) -> tuple[Array, Array]:
+    def backward(self, dout: Array) -> tuple[Array | None, Array | None]:
         a, b = self.a, self.b
-        return unbroadcast(dout * b, a.shape), unbroadcast(dout * a, b.shape)
+        da = unbroadcast(dout * b, a.shape) if self.needs(0) else None
+        db = unbroadcast(dout * a, b.shape) if self.needs(1) else None
+        return da, db
 
 
 class Div(Gate):
@@ -274,6 +292,7 @@ class Sum(Gate):
     """out = x summed over ``axis``. Every summed element gets dout: the gradient is copied back."""
 
     name = "sum"
+    fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
         self.axis, self.keepdims = axis, keepdims
@@ -307,6 +326,7 @@ class Reshape(Gate):
     """out = x with a new shape. The gradient is dout with the old shape back."""
 
     name = "reshape"
+    fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -329,6 +349,7 @@ class Transpose(Gate):
     """out = x with its axes permuted. The gradient undoes the permutation."""
 
     name = "transpose"
+    fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, axes: tuple[int, ...] | None = None) -> None:
         self.axes = axes
@@ -388,7 +409,7 @@ class MatMul(Gate):
         self.a, self.b = a, b
         return np.matmul(a, b)
 
-    def backward(self, dout: Array) -> tuple[Array, Array]:
+    def backward(self, dout: Array) -> tuple[Array | None, Array | None]:
         # Promote vectors to matrices so one pair of formulas covers every case.
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
@@ -397,10 +418,11 @@ class MatMul(Gate):
             d = np.expand_dims(d, -1)
         if self.a.ndim == 1:
             d = np.expand_dims(d, -2)
-        da = np.matmul(d, np.swapaxes(b, -1, -2))
-        db = np.matmul(np.swapaxes(a, -1, -2), d)
-        da = unbroadcast(da, a.shape).reshape(self.a.shape)
-        db = unbroadcast(db, b.shape).reshape(self.b.shape)
+        da = db = None
+        if self.needs(0):
+            da = unbroadcast(np.matmul(d, np.swapaxes(b, -1, -2)), a.shape).reshape(self.a.shape)
+        if self.needs(1):
+            db = unbroadcast(np.matmul(np.swapaxes(a, -1, -2), d), b.shape).reshape(self.b.shape)
         return da, db
 
 
@@ -430,8 +452,14 @@ class Affine(Gate):
         out += b
         return out
 
-    def backward(self, dout: Array) -> tuple[Array, Array, Array]:
-        return dout @ self.W, dout.T @ self.x, dout.sum(axis=0)
+    def backward(self, dout: Array) -> tuple[Array | None, Array | None, Array | None]:
+        return self._grads(dout)
+
+    def _grads(self, d: Array) -> tuple[Array | None, Array | None, Array | None]:
+        dx = d @ self.W if self.needs(0) else None  # not for the data batch: a whole product
+        dW = d.T @ self.x if self.needs(1) else None
+        db = d.sum(axis=0) if self.needs(2) else None
+        return dx, dW, db
 
 
 class AffineReLU(Affine):
@@ -449,9 +477,10 @@ class AffineReLU(Affine):
         self.out = out
         return out
 
-    def backward(self, dout: Array) -> tuple[Array, Array, Array]:
-        d = dout * (self.out > 0)
-        return d @ self.W, d.T @ self.x, d.sum(axis=0)
+    def backward(self, dout: Array) -> tuple[Array | None, Array | None, Array | None]:
+        # The output buffer is ours alone and dies with this call: mask dout into it.
+        d = np.multiply(dout, self.out > 0, out=self.out)
+        return self._grads(d)
 
 
 # --- fused losses ----------

@@ -37,6 +37,8 @@ class Optimizer:
             raise ConfigError("the optimizer got no parameters")
         self.learning_rate = _positive("learning rate", learning_rate)
         self.steps = 0
+        # One scratch array per parameter, reused every step: a step allocates nothing.
+        self.scratch = [np.empty_like(p.data) for p in self.params]
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -79,7 +81,8 @@ class SGD(Optimizer):
     """Vanilla gradient descent: w <- w - learning_rate * dw."""
 
     def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
-        w -= self.learning_rate * dw
+        step = np.multiply(dw, self.learning_rate, out=self.scratch[i])
+        w -= step
 
 
 class Momentum(Optimizer):
@@ -102,15 +105,15 @@ class Momentum(Optimizer):
         self.velocity = [np.zeros_like(p.data) for p in self.params]
 
     def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
-        v, mu = self.velocity[i], self.momentum
+        v, mu, tmp = self.velocity[i], self.momentum, self.scratch[i]
         if self.nesterov:
-            w -= mu * v
+            w -= np.multiply(v, mu, out=tmp)
             v *= mu
-            v -= self.learning_rate * dw
-            w += (1 + mu) * v
+            v -= np.multiply(dw, self.learning_rate, out=tmp)
+            w += np.multiply(v, 1 + mu, out=tmp)
         else:
             v *= mu
-            v -= self.learning_rate * dw
+            v -= np.multiply(dw, self.learning_rate, out=tmp)
             w += v
 
     def _buffers(self) -> dict[str, list[np.ndarray]]:
@@ -140,16 +143,21 @@ class Adam(Optimizer):
 
     def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
         m, v, b1, b2, t = self.m[i], self.v[i], self.beta1, self.beta2, self.steps
+        tmp = self.scratch[i]
         m *= b1
-        m += (1 - b1) * dw
+        m += np.multiply(dw, 1 - b1, out=tmp)
         v *= b2
-        v += (1 - b2) * (dw * dw)
+        np.multiply(dw, dw, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
         # Fold both bias corrections into the step size and eps: same maths, two fewer passes.
         step = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         eps = self.eps * math.sqrt(1 - b2**t)
-        denom = np.sqrt(v)
-        denom += eps
-        w -= step * (m / denom)
+        np.sqrt(v, out=tmp)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= step
+        w -= tmp
 
     def _buffers(self) -> dict[str, list[np.ndarray]]:
         return {"m": self.m, "v": self.v}

@@ -223,6 +223,7 @@ class Tensor:
                     f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
                 )
         self.grad = seed if self.grad is None else self.grad + seed
+        owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
         for node in reversed(topological_order(self)):
             gate = node._gate
             if gate is None:
@@ -235,9 +236,19 @@ class Tensor:
             for parent, g in zip(node._inputs, input_grads):
                 if g is None or not parent.requires_grad:
                     continue
-                # Out of place on purpose: a gate may hand one array to several inputs (add
-                # does), so adding into it would corrupt a neighbour's gradient.
-                parent.grad = g if parent.grad is None else parent.grad + g
+                if type(g) is not np.ndarray:  # 0-d arithmetic gives NumPy scalars
+                    g = np.asarray(g)
+                if parent.grad is None:
+                    parent.grad = g
+                    if gate.fresh_grads:
+                        owned.add(id(parent))
+                elif id(parent) in owned:
+                    np.add(parent.grad, g, out=parent.grad)
+                else:
+                    # Out of place: this array may be shared (add hands one dout to both of
+                    # its inputs), and adding into it would corrupt a neighbour's gradient.
+                    parent.grad = parent.grad + g
+                    owned.add(id(parent))
             gate.release()
             node._gate, node._inputs = _SPENT, ()
 
@@ -299,9 +310,12 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
     like = next((x for x in operands if isinstance(x, Tensor)), None)
     inputs = tuple(as_tensor(x, like) for x in operands)
     out = Tensor(gate.forward(*(t.data for t in inputs)))
-    if _grad_enabled and any(t.requires_grad for t in inputs):
-        out.requires_grad = True
-        out._gate, out._inputs = gate, inputs
+    if _grad_enabled:
+        needs = tuple(t.requires_grad for t in inputs)
+        if any(needs):
+            gate.needs_input_grad = needs
+            out.requires_grad = True
+            out._gate, out._inputs = gate, inputs
     return out
 
 
