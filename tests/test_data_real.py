@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import time
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 
 from chainrule.data import idx, image_folder, load
 from chainrule.data.image_folder import find_cifar10_jpeg, load_image_folder
+from conftest import FASHION_DIR, SHARED_DATA, require
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 CIFAR_CLASSES = [
     "airplane",
@@ -33,15 +31,6 @@ CIFAR_CLASSES = [
 ]
 
 pytestmark = pytest.mark.slow
-
-
-def require(path: Path) -> None:
-    """Skip when ``path`` is missing, unless $CI is set: there a missing dataset is a failure."""
-    if path.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{path} is missing; CI is set, so the real-data tests must run")
-    pytest.skip(f"{path} is missing")
 
 
 def test_missing_data_skips_locally_and_fails_under_ci(monkeypatch, tmp_path):

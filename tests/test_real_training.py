@@ -6,25 +6,16 @@ Skipped when the data is missing, except under CI, where a missing dataset is a 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+from conftest import FASHION_DIR as FASHION
+from conftest import SHARED_DATA, require
 
 pytestmark = pytest.mark.slow
-
-
-def require(path: Path) -> None:
-    if path.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{path} is missing; CI is set, so the real-data tests must run")
-    pytest.skip(f"{path} is missing")
 
 
 def train(tmp_path: Path, *args: str) -> dict:
