@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import signal
 import sys
@@ -436,8 +435,3 @@ def write_metrics_row(path: Path, record: EpochRecord) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
-
-
-def history_json(history: History) -> str:
-    """The history as a JSON string."""
-    return json.dumps(history.to_json())
