@@ -208,9 +208,10 @@ def cmd_collapse(args: argparse.Namespace) -> int:
     K, D = collapsed.W.shape
     print(
         "1. No non-linearity: s = W2 (W1 x + b1) + b2 is one linear layer s = W' x + b'\n"
-        f"   with W' = W2 W1 ({K} x {D}) and b' = W2 b1 + b2 ({K}), on random float64 weights:\n"
-        f"   max |two-layer scores - one-layer scores| = {collapsed.max_diff:.1e}"
-        " (float64 round-off)\n"
+        f"   with W' = W2 W1 ({K} x {D}) and b' = W2 b1 + b2 ({K}). Random float64 weights,\n"
+        f"   {collapsed.n_points} random inputs: max |two-layer scores - one-layer scores| = "
+        f"{collapsed.max_diff:.1e}\n"
+        "   (float64 round-off)\n"
         f"   best single linear layer (least squares): relative residual "
         f"{collapsed.identity_residual:.1e}\n"
         "2. ReLU between the same layers: the best single linear layer now leaves a relative\n"
@@ -259,6 +260,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not (args.quiet or args.json):
             print(line, file=sys.stderr)
 
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
     data = datasets.load(
         args.dataset,
         args.data_dir,
@@ -303,8 +306,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
     config = experiment.TrainConfig(
         model=args.model, hidden=hidden, activation=args.activation, loss=args.loss
     )
-    rng = np.random.default_rng(args.seed)
     digits = load_digits()
+    if not 1 <= args.batch <= len(digits.target):
+        raise ConfigError(f"--batch must be from 1 to {len(digits.target)}, got {args.batch}")
+    if not args.reg >= 0:
+        raise ConfigError(f"--reg must be >= 0, got {args.reg}")
+    rng = np.random.default_rng(args.seed)
     rows = rng.choice(len(digits.target), size=args.batch, replace=False)
     X = (digits.data[rows] / 16.0 - 0.3).astype(np.float32)
     model = experiment.build_model(config, X.shape[1], 10)

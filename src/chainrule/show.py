@@ -1,0 +1,182 @@
+"""Looking at what a trained model learned: its weights as images.
+
+A linear classifier has one row of W per class: a template, the direction in image space that
+raises that class's score fastest, so it looks like a blurred average of its class (often a
+two-headed horse: one template must cover every pose). A 2-layer net's first layer has many
+rows, each a feature that the second layer mixes, so no single row has to look like a whole
+class. Rows are flattened images in (H, W[, C]) order; each is rescaled to [0, 1] on its own for
+display.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chainrule import nn, plots, runs
+from chainrule.errors import ConfigError, DataNotFoundError
+
+TEMPLATE_PIXELS = 128  # a saved template is upscaled (nearest neighbour) to about this size
+
+
+def model_file(run: str | Path) -> Path:
+    """The model file of a run folder (or the file itself)."""
+    path = Path(run)
+    path = path / runs.MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise DataNotFoundError(f"no model at {path}: expected a run folder written by train")
+    return path
+
+
+def file_names(classes: Sequence[str]) -> list[str]:
+    """A safe, unique file stem per class name ("T-shirt/top" -> "T-shirt_top")."""
+    stems: list[str] = []
+    for i, name in enumerate(classes):
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or f"class{i}"
+        stems.append(stem if stem not in stems else f"{stem}_{i}")
+    return stems
+
+
+def upscale(image: np.ndarray, size: int = TEMPLATE_PIXELS) -> np.ndarray:
+    """An image (H, W[, C]) in [0, 1] -> uint8, each pixel repeated to make it about ``size`` px
+    on its longer side (nearest neighbour: the pixels stay sharp squares)."""
+    factor = max(1, round(size / max(image.shape[:2])))
+    big = np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    return np.round(np.clip(big, 0, 1) * 255).astype(np.uint8)
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """A uint8 image (H, W) or (H, W, 3) as a PNG, written atomically."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    runs.atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def save_templates(
+    W: np.ndarray, image_shape: Sequence[int], classes: Sequence[str], folder: str | Path
+) -> list[Path]:
+    """One PNG per class, ``folder/<class>.png``: the rows of W (K, D) as upscaled images."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        save_png(upscale(plots.to_image(row, image_shape)), folder / f"{stem}.png")
+        for row, stem in zip(W, file_names(classes))
+    ]
+
+
+@dataclass
+class Shown:
+    """What ``show_run`` wrote: the kind of picture and the files."""
+
+    kind: str  # "templates" or "features"
+    paths: list[Path] = field(default_factory=list)
+
+
+def _title(saved: runs.SavedModel, run: Path) -> str:
+    dataset = saved.meta.get("dataset", "")
+    summary = run.parent / "summary.json" if run.is_file() else run / "summary.json"
+    kind = "linear classifier" if isinstance(saved.model, nn.LinearClassifier) else "2-layer net"
+    if isinstance(saved.model, nn.MLP) and saved.model.num_layers > 2:
+        kind = f"{saved.model.num_layers}-layer net"
+    title = f"{kind} on {dataset}" if dataset else kind
+    if summary.is_file():
+        try:
+            accuracy = json.loads(summary.read_text())["test_accuracy"]
+            title += f", test accuracy {accuracy:.3f}"
+        except (ValueError, KeyError, TypeError):
+            pass
+    return title
+
+
+def show_run(run: str | Path, out: str | Path | None = None) -> Shown:
+    """Save a run's weights as images into ``out`` (default: the run folder).
+
+    Linear model: ``templates/<class>.png`` (one upscaled template per class) and
+    ``templates.png`` (all of them, titled). Net: ``features.png``, a grid of the first layer's
+    rows W1 (H, D).
+    """
+    path = model_file(run)
+    saved = runs.load_model(path)
+    out = Path(out) if out is not None else path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    title = _title(saved, Path(run))
+    if isinstance(saved.model, nn.LinearClassifier):
+        W = saved.model.W.data
+        paths = save_templates(W, saved.image_shape, saved.classes, out / "templates")
+        paths.append(
+            plots.plot_templates(
+                W, saved.image_shape, saved.classes, out / "templates.png", f"{title}: templates"
+            )
+        )
+        return Shown("templates", paths)
+    if isinstance(saved.model, nn.MLP):
+        grid = plots.plot_features(
+            saved.model.W1.data, saved.image_shape, out / "features.png", title=f"{title}: W1"
+        )
+        return Shown("features", [grid])
+    raise ConfigError(f"cannot show a model of type {type(saved.model).__name__}")
+
+
+def plot_side_by_side(linear_run: str | Path, net_run: str | Path, path: str | Path) -> Path:
+    """One figure: a linear run's templates (left) next to a net run's first-layer features
+    (right, up to 50 units), for runs on data of the same image shape."""
+    import matplotlib.pyplot as plt
+
+    linear, net = runs.load_model(model_file(linear_run)), runs.load_model(model_file(net_run))
+    if not isinstance(linear.model, nn.LinearClassifier):
+        linear, net, linear_run, net_run = net, linear, net_run, linear_run
+    if not isinstance(linear.model, nn.LinearClassifier) or not isinstance(net.model, nn.MLP):
+        raise ConfigError("--compare needs one linear run (linear-svm, softmax) and one net run")
+    k = len(linear.classes)
+    units = min(50, len(net.model.W1.data))
+    t_cols = 2 if k > 4 else 1
+    t_rows = math.ceil(k / t_cols)
+    # as many rows of features as of templates (at least a roughly 2:1 grid): equal cells
+    f_rows = max(t_rows, math.ceil(math.sqrt(units / 2)))
+    f_cols = math.ceil(units / f_rows)
+    rows = f_rows
+    # One grid, templates | a spacer column | features, so that every cell has the same size.
+    fig, axes = plt.subplots(
+        rows,
+        t_cols + 1 + f_cols,
+        figsize=(1.2 * (t_cols + 1 + f_cols), 1.3 * rows + 1.2),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1] * t_cols + [0.3] + [1] * f_cols},
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    groups = (
+        (linear, linear_run, linear.model.W.data, axes[:t_rows, :t_cols], k),
+        (net, net_run, net.model.W1.data, axes[:, t_cols + 1 :], units),
+    )
+    for saved, _, W, grid, n in groups:
+        for i, ax in enumerate(grid.flat[:n]):
+            image = plots.to_image(W[i], saved.image_shape)
+            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if saved is linear:
+                ax.set_title(saved.classes[i], fontsize=8, pad=2)
+    fig.subplots_adjust(top=1 - 1.0 / (1.3 * rows + 1.2), hspace=0.25, wspace=0.1)
+    for saved, run, W, grid, n in groups:
+        what = (
+            f"one template per class ({n} rows of W)"
+            if saved is linear
+            else f"first-layer features ({n} of {len(W)} rows of W1)"
+        )
+        left = grid[0, 0].get_position().x0
+        right = grid[0, -1].get_position().x1
+        title = _title(saved, Path(run)).replace(", test", ",\ntest", 1)
+        fig.text((left + right) / 2, 0.995, f"{title}\n{what}", ha="center", va="top", fontsize=10)
+    return plots._save(fig, path)
