@@ -273,3 +273,12 @@ def test_config_json_is_what_resume_reads(reference):
     ref_dir, _ = reference
     config = json.loads((ref_dir / "config.json").read_text())
     assert config["epochs"] == 40 and config["seed"] == 3
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        runs.atomic_write_bytes(tmp_path / "f", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
