@@ -31,7 +31,7 @@ from chainrule import features, nn, optim, runs
 from chainrule.data import Dataset, Preprocessing
 from chainrule.errors import ConfigError
 from chainrule.losses import softmax_loss, svm_loss
-from chainrule.train import evaluate, fit
+from chainrule.train import Splits, evaluate, fit
 
 FEATURES_VERSION = 1  # part of the cache key: bump it when the recipe in features.py changes
 CHUNK_ROWS = 5000  # rows turned into images and features at a time (bounded memory)
@@ -324,14 +324,6 @@ def _read_cached(path: Path, data: Dataset, width: int) -> dict[str, np.ndarray]
 # --- training the rows ----------
 
 
-@dataclass
-class _Split:
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-
-
 def train_row(
     spec: RowSpec,
     X_train: np.ndarray,
@@ -354,7 +346,7 @@ def train_row(
     start = time.perf_counter()
     history = fit(
         model,
-        _Split(X_train, y_train, X_val, y_val),
+        Splits(X_train, y_train, X_val, y_val),
         loss=svm_loss if spec.model == "linear-svm" else softmax_loss,
         optimizer=optim.Momentum(model.parameters(), spec.lr),
         epochs=spec.epochs,

@@ -19,7 +19,7 @@ import numpy as np
 
 from chainrule import nn, optim
 from chainrule.losses import softmax_loss
-from chainrule.train import evaluate, fit
+from chainrule.train import Splits, evaluate, fit
 
 
 @dataclass
@@ -108,14 +108,6 @@ def make_spiral(
 
 
 @dataclass
-class _Split:
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-
-
-@dataclass
 class SpiralSettings:
     """How both spiral classifiers are trained (softmax loss, SGD with momentum 0.9)."""
 
@@ -158,7 +150,7 @@ def spiral(rng: np.random.Generator, settings: SpiralSettings | None = None) -> 
     s = settings or SpiralSettings()
     start = time.perf_counter()
     X, y = make_spiral(s.n_per_class, s.num_classes, rng)
-    data = _Split(X, y, X, y)
+    data = Splits(X, y, X, y)
     linear = nn.LinearClassifier(2, s.num_classes, rng, weight_scale=0.01, dtype=np.float64)
     net = nn.TwoLayerNet(2, s.hidden_size, s.num_classes, rng, dtype=np.float64)
     for model, lr in ((linear, s.linear_lr), (net, s.net_lr)):

@@ -39,6 +39,16 @@ class Data(Protocol):
 
 
 @dataclass
+class Splits:
+    """The plainest Data: training and validation arrays, X (N, D) float, y (N,) int."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass
 class EpochRecord:
     """One epoch: mean training loss, accuracies, the learning rate used and the time taken."""
 
