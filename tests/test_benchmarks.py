@@ -1,0 +1,108 @@
+"""The benchmark script: its quick run works end to end and writes its files.
+
+Nothing here asserts anything about speed: timings on a shared machine say nothing reliable,
+and the point is that the benchmark runs, not what it finds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def import_bench(name: str) -> ModuleType:
+    """A module of benchmarks/ (a folder of scripts, not a package)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_ratios_are_taken_per_round_then_the_median() -> None:
+    report = import_bench("report")
+
+    def run(contender: str, rnd: int, seconds: float) -> dict:
+        return {
+            "status": "ok",
+            "case": "fmnist-128",
+            "threads": 1,
+            "contender": contender,
+            "round": rnd,
+            "epoch_seconds": [seconds],
+            "maxrss_mib": 100.0,
+            "train_peak_mib": 90.0,
+            "data_mib": 50.0,
+        }
+
+    # chainrule / floor per round: 2, 3, 10 -> median 3 (a ratio of medians would be 4 / 2 = 2).
+    runs = [run("chainrule", 1, 2.0), run("chainrule", 2, 6.0), run("chainrule", 3, 4.0)]
+    runs += [run("floor", 1, 1.0), run("floor", 2, 2.0), run("floor", 3, 0.4)]
+    skipped = {"status": "skipped", "reason": "no torch", "contender": "torch", "round": 1}
+    runs.append(skipped | {"case": "fmnist-128", "threads": 1})
+    cell = report.summarize(runs)["fmnist-128"]["1"]
+    assert cell["ratios"]["chainrule/floor"]["median"] == pytest.approx(3.0)
+    assert "chainrule/torch" not in cell["ratios"]
+    chainrule = cell["contenders"]["chainrule"]
+    assert (chainrule["min"], chainrule["median"], chainrule["max"]) == (2.0, 4.0, 6.0)
+    assert cell["contenders"]["torch"]["status"] == "no torch"
+
+
+def test_sklearn_alpha_matches_our_reg() -> None:
+    contenders = import_bench("contenders")
+    # alpha/2 * ||W||^2 / B must equal reg * ||W||^2
+    reg, batch = 1e-4, 128
+    assert contenders.sklearn_alpha(reg, batch) / 2 / batch == pytest.approx(reg)
+
+
+@pytest.mark.slow
+def test_quick_run_writes_results(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = (tmp_path / "RESULTS.md").read_text()
+    results = json.loads((tmp_path / "results.json").read_text())
+    for key in ("command", "machine", "versions", "settings", "runs", "summary", "blas"):
+        assert key in results
+    assert results["settings"]["quick"] is True
+    assert "--quick" in results["command"]
+    assert results["machine"]["cpu_model"]
+    assert "## Seconds per epoch" in text and "## BLAS" in text
+
+    if not FASHION_DIR.exists() and not os.environ.get("CI"):
+        pytest.skip("Fashion-MNIST is not installed here: no case could run")
+    ran = {run["contender"] for run in results["runs"] if run["status"] == "ok"}
+    # Every installed contender ran (torch is optional: the test extra does not install it).
+    assert {"chainrule", "sklearn", "floor"} <= ran
+    for run in results["runs"]:
+        assert run["status"] in ("ok", "skipped"), run
+        if run["status"] == "ok":
+            assert run["epoch_seconds"] and all(s > 0 for s in run["epoch_seconds"])
+            assert run["maxrss_mib"] > 0
+            assert any(pool.get("user_api") == "blas" for pool in run["blas"])
+    cell = results["summary"]["fmnist-128"]["1"]
+    assert cell["ratios"]["chainrule/floor"]["median"] > 0
+    assert cell["ratios"]["chainrule/sklearn"]["median"] > 0
+
+    acc = results["accuracy"]["runs"]["chainrule"]
+    assert acc["status"] == "ok" and all(0 <= a <= 1 for a in acc["test_accuracy"])
+    scalar = results["scalar"]
+    assert scalar["status"] == "ok"
+    chain = scalar["runs"]["chainrule"]["deep"][0]
+    assert chain["grad"] == 1.0  # d(x * 1.0 * ... * 1.0)/dx, through 10^4 gates, no recursion
+    if "micrograd" in scalar["runs"]:
+        assert scalar["agreement"]["max_abs_diff"] < 1e-12
+    assert "Time to 89%" in text and "Scalar engine" in text
