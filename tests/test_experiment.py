@@ -176,3 +176,41 @@ def test_readme_api_example_runs_as_written():
 def test_main_returns_exit_codes(capsys):
     assert main(["circuit", "x*y", "x=2", "y=3", "--json"]) == 0
     assert main(["circuit", "x*y", "x=2"]) == 2
+
+
+def test_resume_refuses_options_it_would_ignore(digits_run):
+    out, _ = digits_run
+    done = chainrule("train", "--resume", str(out), "--epochs", "99", "--lr", "0.5", check=False)
+    assert done.returncode == 2
+    assert "drop --lr, --epochs" in done.stderr or "drop --epochs, --lr" in done.stderr
+
+
+def test_a_failed_first_start_can_be_started_again(tmp_path):
+    out = tmp_path / "run"
+    bad = chainrule("train", "--out", str(out), "--batch-size", "5000", "--quiet", check=False)
+    assert bad.returncode == 2 and (out / "config.json").exists()
+    good = chainrule("train", "--out", str(out), "--epochs", "2", "--quiet", "--json")
+    assert json.loads(good.stdout)["epochs"] == 2
+
+
+def test_val_size_takes_a_count(tmp_path):
+    done = chainrule(
+        "train",
+        "--out",
+        str(tmp_path / "r"),
+        "--val-size",
+        "300",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--json",
+    )
+    assert json.loads(done.stdout)["n_val"] == 300
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = chainrule("train", "--out", str(blocker / "run"), "--quiet", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("chainrule train: error: ")

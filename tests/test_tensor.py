@@ -167,3 +167,26 @@ def test_repr_and_item():
     assert t.item() == 2.5
     assert "requires_grad=True" in repr(t)
     assert "gate=mul" in repr(t * 2)
+
+
+def test_leaf_gradients_are_their_own_writable_arrays():
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    seed = np.array([1.0, 2.0, 3.0])
+    (a + b).backward(seed)
+    assert not np.shares_memory(a.grad, b.grad) and not np.shares_memory(a.grad, seed)
+    a.grad *= 2  # in-place clipping of one gradient leaves the others alone
+    np.testing.assert_array_equal(b.grad, seed)
+    np.testing.assert_array_equal(seed, [1.0, 2.0, 3.0])
+    x = Tensor(np.ones((2, 2)), requires_grad=True)
+    x.sum().backward()
+    assert x.grad.flags.writeable
+
+
+def test_affine_relu_output_survives_backward():
+    x = Tensor(np.array([[1.0, 2.0]]))
+    W = Tensor(np.array([[1.0, 1.0], [-1.0, -1.0]]), requires_grad=True)
+    h = cr.affine_relu(x, W, np.zeros(2))
+    before = h.data.copy()
+    (h * 7).sum().backward()
+    np.testing.assert_array_equal(h.data, before)

@@ -169,6 +169,7 @@ def test_sigint_mid_epoch_saves_and_resume_is_bit_for_bit(tmp_path, interrupt_at
     for k, v in straight.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[k], v)
     assert h2.loss == h1.loss
+    assert [r.diagnostics for r in h2.epochs] == [r.diagnostics for r in h1.epochs]
 
 
 def test_divergence_names_the_epoch_step_and_cause(tmp_path):

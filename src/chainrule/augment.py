@@ -51,6 +51,3 @@ class HorizontalFlip:
             flipped += self.offset
             out[chosen] = flipped
         return out
-
-    def describe(self) -> str:
-        return "random horizontal flip"

@@ -84,6 +84,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from chainrule import experiment
 
     if args.resume:
+        # A resumed run continues with its saved settings; a changed option would be ignored.
+        changed = [
+            f"--{name.replace('_', '-')}"
+            for name in RESUME_CONFLICTS
+            if getattr(args, name) != TRAIN_DEFAULTS[name]
+        ]
+        if changed:
+            raise ConfigError(
+                f"--resume continues {args.resume} with the settings in its config.json; "
+                f"drop {', '.join(changed)}"
+            )
         out = args.resume
         config = None
     else:
@@ -159,6 +170,12 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Check every parameter of a small model against finite differences."""
     from chainrule import experiment, modelcheck
 
+    if not 1 <= args.batch <= 200:
+        raise ConfigError(f"--batch must be between 1 and 200 examples, got {args.batch}")
+    if args.reg < 0:
+        raise ConfigError(f"--reg must be >= 0, got {args.reg}")
+    if args.hidden < 1:
+        raise ConfigError(f"--hidden must be a positive integer, got {args.hidden}")
     config = experiment.TrainConfig(
         model=args.model, hidden=[args.hidden], activation=args.activation, loss=args.loss
     )
@@ -354,6 +371,41 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fraction_or_count(text: str) -> float | int:
+    """--val-size: '0.1' is a fraction of the training data, '5000' a count of images."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}") from None
+    return int(value) if value >= 1 and value == int(value) else value
+
+
+# The train options that --resume cannot change (the run's config.json holds them).
+RESUME_CONFLICTS = (
+    "dataset",
+    "data_dir",
+    "root",
+    "model",
+    "hidden",
+    "activation",
+    "loss",
+    "optimizer",
+    "lr",
+    "lr_decay",
+    "reg",
+    "epochs",
+    "batch_size",
+    "seed",
+    "val_size",
+    "standardize",
+    "max_train",
+    "max_test",
+    "augment",
+    "out",
+)
+TRAIN_DEFAULTS: dict[str, object] = {}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error printed as one line (plus where to find help), not the usage."""
 
@@ -427,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument(
         "--val-size",
-        type=float,
+        type=_fraction_or_count,
         default=defaults.val_size,
         help="validation split: a fraction of the training data, or a count",
     )
@@ -449,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
+    TRAIN_DEFAULTS.update({name: p.get_default(name) for name in RESUME_CONFLICTS})
 
     p = sub.add_parser("evaluate", help="score a saved run's model on its test split again")
     p.add_argument("run", help="a run folder written by chainrule train")
@@ -581,6 +634,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"chainrule {args.command}: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, USAGE_ERRORS) else 1
+    except OSError as e:  # a folder that cannot be written, a full disk...
+        if args.debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"chainrule {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"chainrule {args.command}: interrupted", file=sys.stderr)
         return 130

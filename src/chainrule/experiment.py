@@ -179,9 +179,9 @@ def train_run(
     with runs.run_lock(out):
         if resume:
             config = TrainConfig.from_json(json.loads((out / CONFIG_FILE).read_text()))
-        elif (out / CONFIG_FILE).exists():
+        elif (out / runs.CHECKPOINT_FILE).exists() or (out / runs.MODEL_FILE).exists():
             raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
-        else:
+        else:  # new, or a start that failed before its first checkpoint: (re)write the config
             runs.atomic_write_text(
                 out / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2)
             )

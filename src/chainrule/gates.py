@@ -253,7 +253,8 @@ class Sigmoid(Gate):
     name = "sigmoid"
 
     def forward(self, x: Array) -> Array:
-        # Written through tanh so large |x| neither overflows exp nor loses precision.
+        # Written through tanh so that no |x| overflows exp (for x << 0 the result keeps an
+        # absolute, not a relative, precision: fine for a gate whose output is added to others).
         self.out = 0.5 * (np.tanh(0.5 * x) + 1)
         return self.out
 
@@ -478,9 +479,8 @@ class AffineReLU(Affine):
         return out
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None, Array | None]:
-        # The output buffer is ours alone and dies with this call: mask dout into it.
-        d = np.multiply(dout, self.out > 0, out=self.out)
-        return self._grads(d)
+        # Not into self.out: that array is also the output Tensor's data.
+        return self._grads(dout * (self.out > 0))
 
 
 # --- fused losses ----------

@@ -150,6 +150,8 @@ def gradcheck(
     checks the backward pass for every output element at once.
     inputs: arrays or Tensors; each is copied to float64, so the caller's data is not touched.
     max_coords: check at most this many coordinates per input, sampled with ``rng``.
+    ``f`` must be a pure function of its inputs: it is called three times for the analytic
+    timing (the best counts) and twice per checked coordinate.
     Relative error per coordinate: |a - n| / max(|a| + |n|, 2 * noise / tol, 1e-8), where noise is
     the float64 round-off of that coordinate's difference (eps * |f| / h, ~1e-11 for f ~ 1): a
     component too small for a centred difference to resolve (an exact 0, say) passes when it

@@ -59,7 +59,8 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Set every parameter from ``state`` (names, shapes and dtypes must match exactly)."""
+        """Set every parameter from ``state``: names and shapes must match exactly; values are
+        cast to each parameter's dtype."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))

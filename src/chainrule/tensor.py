@@ -217,7 +217,7 @@ class Tensor:
                 )
             seed = np.ones_like(self.data)
         else:
-            seed = _as_array(grad, self.data)
+            seed = np.array(_as_array(grad, self.data))  # a copy: never the caller's array
             if seed.shape != self.shape:
                 raise ShapeError(
                     f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
@@ -239,8 +239,12 @@ class Tensor:
                 if type(g) is not np.ndarray:  # 0-d arithmetic gives NumPy scalars
                     g = np.asarray(g)
                 if parent.grad is None:
+                    if not gate.fresh_grads and parent._gate is None:
+                        # A leaf keeps its gradient: give it its own writable array, not a view
+                        # shared with a neighbour (add) or a read-only broadcast (sum).
+                        g = np.array(g)
                     parent.grad = g
-                    if gate.fresh_grads:
+                    if gate.fresh_grads or parent._gate is None:
                         owned.add(id(parent))
                 elif id(parent) in owned:
                     np.add(parent.grad, g, out=parent.grad)

@@ -252,7 +252,6 @@ def fit(
     steps_per_epoch = math.ceil(n / batch_size)
     weights = model.weights()
     names, params = zip(*model.named_parameters())
-    diagnostics: dict[str, float] = {}
 
     with _StopRequest() as stop:
         for epoch in range(state.epoch, epochs):
@@ -274,7 +273,7 @@ def fit(
                     X_batch = augment(X_batch, np.random.default_rng([epoch_key, step]))
                 scores = model(Tensor(X_batch))
                 data_loss = loss(scores, y_batch)
-                total = data_loss + l2_penalty(weights, reg) if reg > 0 else data_loss
+                total = data_loss + l2_penalty(weights, reg) if reg > 0 and weights else data_loss
                 value = float(total.data)
                 if not math.isfinite(value):
                     raise DivergenceError(
@@ -288,7 +287,7 @@ def fit(
                     before = [p.data.copy() if p.ndim >= 2 else p.data for p in params]
                     optimizer.step()
                     weight_names = [n for n, p in zip(names, params) if p.ndim >= 2]
-                    diagnostics = {
+                    state.diagnostics = {
                         **diag.gradient_norms(names, [p.grad for p in params]),
                         **diag.update_ratios(
                             weight_names,
@@ -327,7 +326,7 @@ def fit(
                 val_accuracy=evaluate(model, data.X_val, data.y_val),
                 learning_rate=optimizer.learning_rate,
                 seconds=seconds,
-                diagnostics={**diagnostics, **diag.unit_health(model, data.X_val[:1000])},
+                diagnostics={**state.diagnostics, **diag.unit_health(model, data.X_val[:1000])},
             )
             if log is not None:
                 for line in diag.warnings_for(record.diagnostics, record.epoch):
@@ -380,6 +379,7 @@ class _TrainState:
     loss_sum: float = 0.0
     epoch_seconds: float = 0.0
     rng_at_epoch_start: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, float] = field(default_factory=dict)  # of the epoch's last step
 
 
 def _save_checkpoint(
@@ -395,6 +395,7 @@ def _save_checkpoint(
         "epoch_seconds": state.epoch_seconds,
         "rng_at_epoch_start": state.rng_at_epoch_start,
         "rng_state": rng_state,
+        "diagnostics": state.diagnostics,
         "history": state.history.to_json(),
         "model": model.config(),
     }
@@ -424,6 +425,7 @@ def _load_checkpoint(
         loss_sum=meta["loss_sum"],
         epoch_seconds=meta["epoch_seconds"],
         rng_at_epoch_start=meta["rng_at_epoch_start"],
+        diagnostics=meta.get("diagnostics", {}),
     )
     rng.bit_generator.state = meta["rng_state"]
     return state
