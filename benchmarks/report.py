@@ -136,6 +136,7 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("notes"):
         out += ["**Notes**", ""] + [f"- {n}" for n in results["notes"]] + [""]
 
+    out += _targets_section(results)
     out += ["## Seconds per epoch", ""]
     out += [
         "Seconds per training epoch (min / median / max over rounds). Peak RSS: `ru_maxrss` of "
@@ -219,6 +220,59 @@ def markdown(results: dict[str, Any]) -> str:
     out += _scalar_section(results.get("scalar"))
     out += _blas_section(results)
     return "\n".join(out).rstrip() + "\n"
+
+
+# The issue's targets, at 2 threads: (case, ratio, at most).
+RATIO_TARGETS = [
+    ("fmnist-128", "floor", 1.2),
+    ("cifar-200", "floor", 1.2),
+    ("fmnist-128", "torch", 0.75),
+    ("cifar-200", "torch", 0.75),
+    ("fmnist-128", "sklearn", 0.6),
+    ("cifar-200", "sklearn", 0.6),
+]
+
+
+def _targets_section(results: dict[str, Any]) -> list[str]:
+    """Each target of the speed issue against what this run measured, and by how much it missed."""
+    out = [
+        "## Targets",
+        "",
+        "| target | measured | met? |",
+        "| --- | ---: | --- |",
+    ]
+
+    def verdict(value: float | None, limit: float, lower_is_better: bool = True) -> str:
+        if value is None:
+            return "not measured"
+        if value <= limit if lower_is_better else value >= limit:
+            return "yes"
+        return f"no, by {value / limit - 1:.0%}"
+
+    for case_name, other, limit in RATIO_TARGETS:
+        cell = results["summary"].get(case_name, {}).get("2", {})
+        value = cell.get("ratios", {}).get(f"chainrule/{other}", {}).get("median")
+        out.append(
+            f"| chainrule / {other} <= {limit} on {CASES[case_name].title} (2 threads) | "
+            f"{_f(value, 2)} | {verdict(value, limit)} |"
+        )
+    acc = results.get("accuracy") or {}
+    runs = acc.get("runs", {})
+    mine, theirs = runs.get("chainrule", {}), runs.get("torch", {})
+    if mine.get("reached") and theirs.get("reached"):
+        a, b = mine["train_seconds"], theirs["train_seconds"]
+        out.append(
+            f"| time to 89% on Fashion-MNIST below PyTorch's | {a:.2f} s vs {b:.2f} s "
+            f"({mine['epochs']} vs {theirs['epochs']} epochs) | {verdict(a / b, 1.0)} |"
+        )
+    for case_name, m_ in results.get("memory", {}).items():
+        if case_name == "cifar-200":
+            ratio = m_["maxrss_ratio"]
+            out.append(
+                f"| peak memory training on CIFAR-10 (JPEG) < 1.5x its float32 arrays | "
+                f"{ratio:.2f}x | {verdict(ratio, 1.5)} |"
+            )
+    return [*out, ""]
 
 
 def _accuracy_section(acc: dict[str, Any] | None) -> list[str]:
