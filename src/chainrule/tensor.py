@@ -169,36 +169,46 @@ class Tensor:
 
     # --- methods ---
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise, same shape (derivative 0 at 0)."""
         return apply(gates.ReLU(), self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + e^-x) elementwise, same shape."""
         return apply(gates.Sigmoid(), self)
 
     def tanh(self) -> Tensor:
+        """tanh(x) elementwise, same shape."""
         return apply(gates.Tanh(), self)
 
     def exp(self) -> Tensor:
+        """e^x elementwise, same shape."""
         return apply(gates.Exp(), self)
 
     def log(self) -> Tensor:
+        """Natural logarithm elementwise, same shape."""
         return apply(gates.Log(), self)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """The sum over ``axis`` (all axes by default): (N, D).sum(axis=1) -> (N,)."""
         return apply(gates.Sum(axis, keepdims), self)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """The mean over ``axis`` (all axes by default): (N, D).mean(axis=0) -> (D,)."""
         return apply(gates.Mean(axis, keepdims), self)
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """The same elements in a new shape, e.g. (N, H, W) -> reshape(N, -1) -> (N, H*W)."""
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])  # type: ignore[arg-type]
         return apply(gates.Reshape(tuple(shape)), self)  # type: ignore[arg-type]
 
     def transpose(self, *axes: int) -> Tensor:
+        """Axes permuted as given (reversed by default): (N, D) -> (D, N)."""
         return apply(gates.Transpose(axes or None), self)
 
     @property
     def T(self) -> Tensor:
+        """The axes reversed: (N, D) -> (D, N)."""
         return apply(gates.Transpose(), self)
 
     # --- the reverse walk ---
