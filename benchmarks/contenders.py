@@ -49,24 +49,31 @@ def chainrule_model(case: Case | AccuracyRecipe, seed: int) -> Any:
 # --- chainrule ----------
 
 
+def chainrule_setup(case: Case, seed: int, train_eval_size: int) -> tuple[Any, dict[str, Any]]:
+    """The case's model and the ``fit`` keyword arguments every chainrule measurement uses:
+    plain SGD at the case's rate, its batch size and reg, a generator seeded ``seed + 1``."""
+    from chainrule.optim import SGD
+
+    model = chainrule_model(case, seed)
+    options = dict(
+        optimizer=SGD(model.parameters(), case.learning_rate),
+        batch_size=case.batch_size,
+        reg=case.reg,
+        rng=np.random.default_rng(seed + 1),
+        progress=False,
+        train_eval_size=train_eval_size,
+    )
+    return model, options
+
+
 def time_chainrule(
     case: Case, data: Any, warmup_steps: int, timed_epochs: int, seed: int
 ) -> dict[str, Any]:
     """chainrule's own ``fit``, one epoch per call; EpochRecord.seconds covers the steps only."""
     from chainrule import fit
-    from chainrule.optim import SGD
 
-    model = chainrule_model(case, seed)
-    optimizer = SGD(model.parameters(), case.learning_rate)
-    rng = np.random.default_rng(seed + 1)
-    options = dict(
-        optimizer=optimizer,
-        batch_size=case.batch_size,
-        reg=case.reg,
-        rng=rng,
-        progress=False,
-        train_eval_size=1000,  # fit's accuracy checks are not timed; keep them short
-    )
+    # fit's accuracy checks are not timed; keep them short
+    model, options = chainrule_setup(case, seed, train_eval_size=1000)
     fit(model, _warmup_data(data, warmup_steps * case.batch_size), epochs=1, **options)
     seconds, losses, walls = [], [], []
     for _ in range(timed_epochs):

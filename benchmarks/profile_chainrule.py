@@ -46,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         env = sysinfo.child_env(args.threads)
         return os.execve(sys.executable, [sys.executable, *sys.argv], env)  # type: ignore[func-returns-value]
 
-    import numpy as np
-
     import contenders
     from chainrule import fit, gates
     from chainrule.optim import SGD
@@ -59,17 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{case.title}: {case.architecture}, {len(data.X_train)} rows, {args.threads} thread(s)")
     print(f"BLAS: {sysinfo.blas_info()}")
 
-    model = contenders.chainrule_model(case, 0)
-    optimizer = SGD(model.parameters(), case.learning_rate)
-    rng = np.random.default_rng(1)
-    options = dict(
-        optimizer=optimizer,
-        batch_size=case.batch_size,
-        reg=case.reg,
-        rng=rng,
-        progress=False,
-        train_eval_size=256,
-    )
+    model, options = contenders.chainrule_setup(case, 0, train_eval_size=256)
     fit(model, contenders._warmup_data(data, 20 * case.batch_size), epochs=1, **options)
     # fit scores the validation set after the epoch, and the gate timers would count that too:
     # all training rows, but only 256 validation rows, so evaluation adds ~1% to the gates' time.
@@ -103,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in ("forward", "backward"):
                 if method in cls.__dict__:
                     wrap(cls, method, f"{cls.__name__}.{method}")
-    wrap(SGD, "update", "SGD.update (w -= lr * dw)")
+    wrap(SGD, "update", "SGD.update (w -= lr * dw, via a scratch array)")
     epoch = fit(model, train, epochs=1, **options).epochs[0].seconds
     for owner, name, original in originals:
         setattr(owner, name, original)
