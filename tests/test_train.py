@@ -10,7 +10,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.losses import softmax_loss, svm_loss
+from chainrule.losses import l2_penalty, softmax_loss, svm_loss
 from chainrule.tensor import Tensor
 from chainrule.train import TrainingInterrupted, evaluate, fit
 
@@ -241,3 +241,52 @@ def test_bad_settings_are_named(kwargs, message):
     model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
     with pytest.raises(cr.ConfigError, match=message):
         fit(model, blobs(), progress=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda ps: optim.SGD(ps, 0.05),
+        lambda ps: optim.Momentum(ps, 0.05, nesterov=True),
+        lambda ps: optim.Adam(ps, 0.01),
+    ],
+)
+def test_fits_l2_as_decay_is_the_penalty_through_the_graph(make_opt):
+    # fit hands reg's gradient to the optimizer as decay; the textbook loop sends reg * sum(W^2)
+    # through gates. Same batches, same maths: the same weights and losses, in float64.
+    data = blobs(n=200, d=6)
+    data.X_train, data.X_val = data.X_train.astype(np.float64), data.X_val.astype(np.float64)
+    reg, batch = 0.05, 32
+
+    def net():
+        return nn.TwoLayerNet(6, 8, 3, np.random.default_rng(3), dtype=np.float64)
+
+    model, snapshots = net(), []
+    history = fit(
+        model,
+        data,
+        optimizer=make_opt(model.parameters()),
+        epochs=2,
+        batch_size=batch,
+        reg=reg,
+        rng=np.random.default_rng(9),
+        progress=False,
+        on_epoch=lambda r: snapshots.append([p.data.copy() for p in model.parameters()]),
+    )
+
+    hand = net()
+    opt, rng, n = make_opt(hand.parameters()), np.random.default_rng(9), len(data.X_train)
+    for epoch in range(2):
+        order, losses = rng.permutation(n), []
+        rng.integers(2**63)  # fit draws the epoch's augmentation key
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            total = softmax_loss(hand(Tensor(data.X_train[idx])), data.y_train[idx])
+            total = total + l2_penalty(hand.weights(), reg)
+            losses.append(total.item() * len(idx))
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        assert history.epochs[epoch].loss == pytest.approx(sum(losses) / n, rel=1e-12)
+        for a, b in zip(snapshots[epoch], hand.parameters()):
+            np.testing.assert_allclose(a, b.data, rtol=1e-10, atol=1e-12)

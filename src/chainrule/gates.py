@@ -14,6 +14,11 @@ Two things the engine tells a gate, and one a gate tells the engine:
   holds, so the engine may add later contributions into them in place. Gates that hand back
   ``dout`` itself or a view of it (add, sub, sum, reshape, transpose) say False.
 
+One gradient may come back unformed: a dense layer's weight gradient dᵀx is returned as an
+``OuterProduct`` holding d and x. Formed, it is an ordinary array (``np.asarray`` forms it);
+left as factors, the optimizer can apply W <- b W - lr dᵀx as one BLAS call that writes into W,
+so the update costs no pass over W of its own (see ``chainrule.blas``).
+
 Gates know nothing of Tensors or of the rest of the graph. That keeps each one checkable alone
 against finite differences, and keeps the array code in one place (a CuPy swap touches only this
 file, the losses and the data preprocessing).
@@ -54,6 +59,36 @@ def broadcast_shape(name: str, a: Array, b: Array) -> tuple[int, ...]:
         raise ShapeError(
             f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together"
         ) from None
+
+
+class OuterProduct:
+    """The array ``d.T @ x``, kept as its two factors until someone needs it formed.
+
+    d: (B, M), x: (B, N); the array is (M, N): a weight gradient summed over a batch of B rows.
+    ``form()`` (or ``np.asarray``) computes it; ``chainrule.blas.gemm_tn`` can instead add
+    ``alpha * d.T @ x`` straight into another array, which is what optimizers do with it.
+    """
+
+    __slots__ = ("d", "x")
+
+    def __init__(self, d: Array, x: Array) -> None:
+        self.d, self.x = d, x
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.d.shape[1], self.x.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(self.d, self.x)
+
+    def form(self, out: Array | None = None) -> Array:
+        """The (M, N) array d.T @ x (into ``out`` if given)."""
+        return np.matmul(self.d.T, self.x, out=out)
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> Array:
+        formed = self.form()
+        return formed if dtype is None else formed.astype(dtype, copy=False)
 
 
 class Gate:
@@ -431,8 +466,9 @@ class Affine(Gate):
     """out = x @ W.T + b: a fully connected layer in one gate.
 
     x: (N, D), W: (M, D) stored [out x in] as the maths writes it, b: (M,). out: (N, M).
-    dx = dout @ W (N, D); dW = dout.T @ x (M, D); db = dout summed over the batch (M,).
-    One gate instead of matmul, transpose and add saves two passes over (N, M) memory.
+    dx = dout @ W (N, D); dW = dout.T @ x (M, D), returned unformed as an ``OuterProduct``;
+    db = dout summed over the batch (M,). One gate instead of matmul, transpose and add saves two
+    passes over (N, M) memory.
     """
 
     name = "affine"
@@ -458,7 +494,7 @@ class Affine(Gate):
 
     def _grads(self, d: Array) -> tuple[Array | None, Array | None, Array | None]:
         dx = d @ self.W if self.needs(0) else None  # not for the data batch: a whole product
-        dW = d.T @ self.x if self.needs(1) else None
+        dW = OuterProduct(d, self.x) if self.needs(1) else None  # formed by whoever needs it
         db = d.sum(axis=0) if self.needs(2) else None
         return dx, dW, db
 

@@ -3,27 +3,29 @@
 An optimizer holds references to parameter tensors and, on ``step()``, changes their ``data`` in
 place from their ``grad``. Updates never happen inside a gate's backward (that could not be
 gradient-checked); training calls ``backward()`` then ``step()``.
+
+Two things make a step cheap. A dense layer's weight gradient arrives unformed, as the factors of
+dᵀx (``gates.OuterProduct``): the update adds ``-lr * dᵀx`` into the weights (or the velocity) in
+the matrix product itself, so the gradient is never written out and read back. And ``step`` takes
+the L2 penalty's gradient as ``decay * w``, folded into the same update (``fit`` passes
+``2 * reg`` for the weights), so the penalty needs no gates and no pass of its own. The level-1
+updates (y <- a x + b y) are BLAS calls on NumPy's own BLAS (``chainrule.blas``): one threaded pass
+where NumPy needs two or three.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from chainrule.blas import axpby, axpy, gemm_tn
 from chainrule.errors import ConfigError
+from chainrule.gates import OuterProduct
 from chainrule.tensor import Tensor
 
-
-def axpy(a: float, x: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> None:
-    """y += a * x in place, through ``scratch`` (same shape as x): no allocation per step.
-
-    Not BLAS axpy from SciPy: that is a second OpenBLAS in the process, whose thread pool fights
-    NumPy's for the cores (measured: 2-thread training 3 to 6 times slower).
-    """
-    np.multiply(x, a, out=scratch)
-    y += scratch
+Grad = np.ndarray | OuterProduct
 
 
 def _positive(name: str, value: float) -> float:
@@ -55,16 +57,34 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient."""
+    def step(self, decay: Sequence[float] | None = None) -> None:
+        """Update every parameter that has a gradient.
+
+        decay: one number c per parameter (in ``params`` order): c * w is added to that
+        parameter's gradient, which is the gradient of (c / 2) * sum(w**2). ``fit`` passes
+        2 * reg for each weight and 0 for each bias. None: no decay.
+        """
+        if decay is not None and len(decay) != len(self.params):
+            raise ConfigError(f"decay has {len(decay)} values for {len(self.params)} parameters")
         self.steps += 1
         for i, p in enumerate(self.params):
-            if p.grad is not None:
-                self.update(i, p.data, p.grad)
+            g = p.raw_grad
+            if g is not None:
+                self.update(i, p.data, g, 0.0 if decay is None else float(decay[i]))
 
-    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
-        """Change parameter i's values w in place, given its gradient dw (same shape)."""
+    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
+        """Change parameter i's values w in place, given its gradient dw + decay * w.
+
+        dw: an array of w's shape, or an ``OuterProduct`` of that shape not yet formed.
+        """
         raise NotImplementedError
+
+    def _add_grad(self, i: int, alpha: float, dw: Grad, y: np.ndarray) -> None:
+        """y <- y + alpha * dw, without forming dw when it is unformed."""
+        if type(dw) is OuterProduct:
+            gemm_tn(alpha, dw.d, dw.x, 1.0, y)
+        else:
+            axpy(alpha, dw, y, self.scratch[i])
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The optimizer's state as named arrays (to checkpoint, and resume bit for bit)."""
@@ -90,8 +110,12 @@ class Optimizer:
 class SGD(Optimizer):
     """Vanilla gradient descent: w <- w - learning_rate * dw."""
 
-    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
-        axpy(-self.learning_rate, dw, w, self.scratch[i])
+    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
+        # The decay as its own pass, not BLAS's beta (w <- (1 - lr * decay) w + ...): in float32
+        # 1 - lr * decay rounds, and at lr * decay ~ 1e-7 the decay would be 10% or more off.
+        if decay:
+            axpy(-self.learning_rate * decay, w, w, self.scratch[i])
+        self._add_grad(i, -self.learning_rate, dw, w)
 
 
 class Momentum(Optimizer):
@@ -113,17 +137,26 @@ class Momentum(Optimizer):
         self.nesterov = nesterov
         self.velocity = [np.zeros_like(p.data) for p in self.params]
 
-    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
-        v, mu, tmp = self.velocity[i], self.momentum, self.scratch[i]
-        if self.nesterov:
-            axpy(-mu, v, w, tmp)
-            v *= mu
-            axpy(-self.learning_rate, dw, v, tmp)
-            axpy(1 + mu, v, w, tmp)
-        else:
-            v *= mu
-            axpy(-self.learning_rate, dw, v, tmp)
-            w += v
+    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
+        v, mu, lr, tmp = self.velocity[i], self.momentum, self.learning_rate, self.scratch[i]
+        if not self.nesterov:
+            # v <- mu v - lr decay w (one pass); here the rounding of a beta of 1 - lr decay
+            # would not matter (v is scaled by mu), but mu is the beta.
+            if decay:
+                axpby(-lr * decay, w, mu, v, tmp)
+            else:
+                v *= mu
+            self._add_grad(i, -lr, dw, v)
+            axpy(1.0, v, w, tmp)
+            return
+        axpy(-mu, v, w, tmp)  # w <- w - mu v_prev
+        v *= mu
+        if decay:
+            # the decay term needs w from before the line above: w_before = w + v (= + mu v_prev).
+            # Its beta's rounding is an error of ~1e-8 of v, far below v's own.
+            axpby(-lr * decay, w, 1 - lr * decay, v, tmp)
+        self._add_grad(i, -lr, dw, v)
+        axpy(1 + mu, v, w, tmp)  # w <- w - mu v_prev + (1 + mu) v
 
     def _buffers(self) -> dict[str, list[np.ndarray]]:
         return {"velocity": self.velocity}
@@ -149,24 +182,31 @@ class Adam(Optimizer):
         self.eps = _positive("eps", eps)
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
+        # Adam needs the gradient itself (it squares it): formed here, allocated once.
+        self.formed = [np.empty_like(p.data) for p in self.params]
 
-    def update(self, i: int, w: np.ndarray, dw: np.ndarray) -> None:
+    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
         m, v, b1, b2, t = self.m[i], self.v[i], self.beta1, self.beta2, self.steps
-        tmp = self.scratch[i]
-        m *= b1
-        m += np.multiply(dw, 1 - b1, out=tmp)
-        v *= b2
-        np.multiply(dw, dw, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
+        tmp, g = self.scratch[i], self.formed[i]
+        if type(dw) is OuterProduct:
+            dw.form(out=g)
+            if decay:
+                axpy(decay, w, g, tmp)
+        elif decay:
+            np.multiply(w, decay, out=g)
+            g += dw
+        else:
+            g = dw
+        axpby(1 - b1, g, b1, m, tmp)
+        np.multiply(g, g, out=tmp)
+        axpby(1 - b2, tmp, b2, v, tmp)
         # Fold both bias corrections into the step size and eps: same maths, two fewer passes.
         step = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         eps = self.eps * math.sqrt(1 - b2**t)
         np.sqrt(v, out=tmp)
         tmp += eps
         np.divide(m, tmp, out=tmp)
-        tmp *= step
-        w -= tmp
+        axpy(-step, tmp, w, self.formed[i])  # formed[i] is spent: scratch for the NumPy path
 
     def _buffers(self) -> dict[str, list[np.ndarray]]:
         return {"m": self.m, "v": self.v}

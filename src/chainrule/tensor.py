@@ -59,18 +59,37 @@ class Tensor:
     float32 and float64 stay as they are.
     """
 
-    __slots__ = ("_gate", "_inputs", "data", "grad", "name", "requires_grad")
+    __slots__ = ("_gate", "_grad", "_inputs", "data", "name", "requires_grad")
     __array_priority__ = 100  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
         self.data: np.ndarray = _as_array(data)
-        self.grad: np.ndarray | None = None
+        self._grad: np.ndarray | gates.OuterProduct | None = None
         self.requires_grad = requires_grad
         self.name = name
         self._gate: gates.Gate | None = None
         self._inputs: tuple[Tensor, ...] = ()
+
+    # --- the gradient ---
+    @property
+    def grad(self) -> np.ndarray | None:
+        """d(result)/d(this tensor) after ``backward()``, same shape as data; None before."""
+        g = self._grad
+        if type(g) is gates.OuterProduct:  # left unformed by backward: form it on first look
+            g = self._grad = g.form()
+        return g
+
+    @grad.setter
+    def grad(self, value: np.ndarray | None) -> None:
+        self._grad = value
+
+    @property
+    def raw_grad(self) -> np.ndarray | gates.OuterProduct | None:
+        """The gradient as backward left it: an array, or for a dense layer's weight an
+        ``OuterProduct`` not yet formed (optimizers apply that with one BLAS call)."""
+        return self._grad
 
     # --- plain facts ---
     @property
@@ -238,7 +257,7 @@ class Tensor:
             gate = node._gate
             if gate is None:
                 continue
-            if node.grad is None:  # nothing reached it: it does not affect the result
+            if node._grad is None:  # nothing reached it: it does not affect the result
                 gate.release()
                 node._gate, node._inputs = _SPENT, ()
                 continue
@@ -246,22 +265,31 @@ class Tensor:
             for parent, g in zip(node._inputs, input_grads):
                 if g is None or not parent.requires_grad:
                     continue
-                if type(g) is not np.ndarray:  # 0-d arithmetic gives NumPy scalars
-                    g = np.asarray(g)
-                if parent.grad is None:
+                if type(g) is not np.ndarray:
+                    unformed = type(g) is gates.OuterProduct
+                    if unformed and parent._gate is None and parent._grad is None:
+                        # A leaf's only gradient so far: left as factors for the optimizer.
+                        parent._grad = g
+                        continue
+                    g = np.asarray(g)  # forms an OuterProduct; makes NumPy scalars 0-d arrays
+                held = parent._grad
+                if type(held) is gates.OuterProduct:  # a second gradient arrives: form the first
+                    held = parent._grad = held.form()
+                    owned.add(id(parent))
+                if held is None:
                     if not gate.fresh_grads and parent._gate is None:
                         # A leaf keeps its gradient: give it its own writable array, not a view
                         # shared with a neighbour (add) or a read-only broadcast (sum).
                         g = np.array(g)
-                    parent.grad = g
+                    parent._grad = g
                     if gate.fresh_grads or parent._gate is None:
                         owned.add(id(parent))
                 elif id(parent) in owned:
-                    np.add(parent.grad, g, out=parent.grad)
+                    np.add(held, g, out=held)
                 else:
                     # Out of place: this array may be shared (add hands one dout to both of
                     # its inputs), and adding into it would corrupt a neighbour's gradient.
-                    parent.grad = parent.grad + g
+                    parent._grad = held + g
                     owned.add(id(parent))
             gate.release()
             node._gate, node._inputs = _SPENT, ()

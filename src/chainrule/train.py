@@ -23,7 +23,7 @@ import numpy as np
 from chainrule import diagnostics as diag
 from chainrule import runs
 from chainrule.errors import ConfigError, DataError, DivergenceError, ShapeError
-from chainrule.losses import LossFn, l2_penalty, softmax_loss
+from chainrule.losses import LossFn, softmax_loss
 from chainrule.nn import Module
 from chainrule.optim import SGD, Constant, Optimizer, Schedule
 from chainrule.tensor import Tensor
@@ -184,6 +184,13 @@ def _batches(order: np.ndarray, batch_size: int, start: int) -> Iterator[tuple[i
         yield step, order[i : i + batch_size]
 
 
+def _total_grad(p: Tensor, penalized: bool, reg: float) -> np.ndarray | None:
+    """p's gradient of the data loss plus, for a penalized weight, the L2 term 2 * reg * p."""
+    if p.grad is None or not penalized:
+        return p.grad
+    return p.grad + 2 * reg * p.data
+
+
 def fit(
     model: Module,
     data: Data,
@@ -250,8 +257,13 @@ def fit(
             raise ConfigError(f"nothing to resume: no checkpoint at {checkpoint}")
         state = _load_checkpoint(Path(checkpoint), model, optimizer, rng, base_lr)
     steps_per_epoch = math.ceil(n / batch_size)
-    weights = model.weights()
+    weights = [w.data for w in model.weights()] if reg > 0 else []
     names, params = zip(*model.named_parameters())
+    # L2: reg * sum(W**2) over the weights. Its gradient, 2 * reg * W, is handed to the
+    # optimizer as decay and folded into the update, rather than sent through gates: no graph
+    # for it, no gradient array, no pass over W of its own (the same maths as l2_penalty).
+    penalized = {id(w) for w in model.weights()} if reg > 0 else set()
+    decay = [2 * reg if id(p) in penalized else 0.0 for p in optimizer.params]
 
     with _StopRequest() as stop:
         for epoch in range(state.epoch, epochs):
@@ -273,8 +285,8 @@ def fit(
                     X_batch = augment(X_batch, np.random.default_rng([epoch_key, step]))
                 scores = model(Tensor(X_batch))
                 data_loss = loss(scores, y_batch)
-                total = data_loss + l2_penalty(weights, reg) if reg > 0 and weights else data_loss
-                value = float(total.data)
+                # The penalty's value only: its gradient is the optimizer's decay (see below).
+                value = float(data_loss.data) + reg * sum(float(np.vdot(w, w)) for w in weights)
                 if not math.isfinite(value):
                     raise DivergenceError(
                         f"the loss became {value} at epoch {epoch + 1}, step {step + 1}: the "
@@ -282,13 +294,14 @@ def fit(
                         + (f"; the last good checkpoint is {checkpoint}" if checkpoint else "")
                     )
                 optimizer.zero_grad()
-                total.backward()
+                data_loss.backward()
                 if step == steps_per_epoch - 1:  # the epoch's last step: measure its health
                     before = [p.data.copy() if p.ndim >= 2 else p.data for p in params]
-                    optimizer.step()
+                    grads = [_total_grad(p, id(p) in penalized, reg) for p in params]
+                    optimizer.step(decay)
                     weight_names = [n for n, p in zip(names, params) if p.ndim >= 2]
                     state.diagnostics = {
-                        **diag.gradient_norms(names, [p.grad for p in params]),
+                        **diag.gradient_norms(names, grads),
                         **diag.update_ratios(
                             weight_names,
                             [b for b, p in zip(before, params) if p.ndim >= 2],
@@ -296,7 +309,7 @@ def fit(
                         ),
                     }
                 else:
-                    optimizer.step()
+                    optimizer.step(decay)
                 state.loss_sum += value * len(idx)
                 state.step = step + 1
                 if bar is not None:
