@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in ("forward", "backward"):
                 if method in cls.__dict__:
                     wrap(cls, method, f"{cls.__name__}.{method}")
-    wrap(SGD, "update", "SGD.update (w -= lr * dw, via a scratch array)")
+    wrap(SGD, "update", "SGD.update (with the dW products, into W)")
     epoch = fit(model, train, epochs=1, **options).epochs[0].seconds
     for owner, name, original in originals:
         setattr(owner, name, original)

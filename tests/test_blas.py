@@ -84,9 +84,10 @@ def test_mixed_dtypes_take_the_numpy_path_and_stay_right(path):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_axpby_and_axpy(path, dtype):
+@pytest.mark.parametrize("shape", [(300, 70), (30, 7)])  # BLAS's size, and a bias's size
+def test_axpby_and_axpy(path, dtype, shape):
     rng = np.random.default_rng(4)
-    x, y = arrays(rng, dtype, (30, 7), (30, 7))
+    x, y = arrays(rng, dtype, shape, shape)
     scratch = np.empty_like(x)
     expected = 0.25 * x.astype(np.float64) - 3.0 * y
     blas.axpby(0.25, x, -3.0, y, scratch)

@@ -65,7 +65,10 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        self.data: np.ndarray = _as_array(data)
+        # Most tensors are a gate's float output: skip the checks (a few µs each, every step).
+        if not (type(data) is np.ndarray and data.dtype.kind == "f"):
+            data = _as_array(data)
+        self.data: np.ndarray = data
         self._grad: np.ndarray | gates.OuterProduct | None = None
         self.requires_grad = requires_grad
         self.name = name
