@@ -106,3 +106,25 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     if "micrograd" in scalar["runs"]:
         assert scalar["agreement"]["max_abs_diff"] < 1e-12
     assert "Time to 89%" in text and "Scalar engine" in text
+
+
+def test_chainrule_and_torch_train_the_same_maths_in_the_benchmark() -> None:
+    # The speed comparison is fair only if both contenders do the same work: same initial
+    # weights, batches, loss with its L2 term (each library's own way) and SGD steps. One epoch
+    # on a small case; the per-epoch mean losses (the L2 value included) must agree.
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    import numpy as np
+
+    cases, contenders = import_bench("cases"), import_bench("contenders")
+    case = cases.Case("tiny", "tiny", "none", 20, 16, 4, 8, 0.05, 0.01)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((96, 20)).astype(np.float32)
+    y = rng.integers(0, 4, 96)
+    data = contenders._warmup_data(
+        type("D", (), {"X_train": X, "y_train": y, "X_val": X[:16], "y_val": y[:16]}), 96
+    )
+    ours = contenders.time_chainrule(case, data, warmup_steps=2, timed_epochs=2, seed=0)
+    theirs = contenders.time_torch(case, data, 1, warmup_steps=2, timed_epochs=2, seed=0)
+    np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-4)
+    assert ours["loss"][1] < ours["loss"][0]  # it trains
