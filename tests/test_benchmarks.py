@@ -57,6 +57,24 @@ def test_ratios_are_taken_per_round_then_the_median() -> None:
     assert cell["contenders"]["torch"]["status"] == "no torch"
 
 
+def test_a_missed_ratio_target_says_what_meeting_it_would_take() -> None:
+    report = import_bench("report")
+
+    def cell(floor: float, torch: float, sklearn: float) -> dict:
+        ratios = {"chainrule/floor": floor, "chainrule/torch": torch, "chainrule/sklearn": sklearn}
+        return {"2": {"ratios": {k: {"median": v} for k, v in ratios.items()}}}
+
+    summary = {"fmnist-128": cell(1.3, 0.5, 0.65), "cifar-200": cell(1.1, 0.7, 0.8)}
+    lines = "\n".join(report._what_a_miss_would_take({"summary": summary}))
+    assert "chainrule / floor on Fashion-MNIST, batch 128: 1.30, 0.10 of the floor's" in lines
+    # sklearn at 1.3 / 0.65 = 2.00x the floor: 0.6 of that is 1.20x; met by nobody below 1.2
+    assert "sklearn ran at about 2.00x the floor, so 0.6 of its time is 1.20x" in lines
+    # CIFAR: sklearn at 1.1 / 0.8 = 1.375x; 0.6 of it is 0.825x: below the floor
+    assert "so 0.6 of its time is 0.82x the floor; chainrule ran at 1.10x. Below the floor" in lines
+    assert "torch" not in lines  # both torch targets met
+    assert report._what_a_miss_would_take({"summary": {}}) == []
+
+
 def test_sklearn_alpha_matches_our_reg() -> None:
     contenders = import_bench("contenders")
     # alpha/2 * ||W||^2 / B must equal reg * ||W||^2
