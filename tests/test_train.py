@@ -116,9 +116,12 @@ def test_the_same_seed_gives_the_same_weights_bit_for_bit():
         np.testing.assert_array_equal(a[k], b[k])
 
 
-def _train(data, epochs, checkpoint=None, resume=False, interrupt_at=None):
+def _train(data, epochs, checkpoint=None, resume=False, interrupt_at=None, sgd=False):
     model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
-    opt = optim.Momentum(model.parameters(), 0.05, nesterov=True)
+    if sgd:  # plain SGD, whose update goes into the product
+        opt = optim.SGD(model.parameters(), 0.05)
+    else:
+        opt = optim.Momentum(model.parameters(), 0.05, nesterov=True)
     if interrupt_at is not None:
         calls = {"n": 0}
         forward = model.forward
@@ -157,15 +160,15 @@ def test_resume_after_an_epoch_boundary_is_bit_for_bit(tmp_path):
     assert h2.loss == h1.loss and h2.val_accuracy == h1.val_accuracy
 
 
-@pytest.mark.parametrize("interrupt_at", [3, 17, 31])
-def test_sigint_mid_epoch_saves_and_resume_is_bit_for_bit(tmp_path, interrupt_at):
+@pytest.mark.parametrize("interrupt_at, sgd", [(3, False), (17, False), (31, False), (17, True)])
+def test_sigint_mid_epoch_saves_and_resume_is_bit_for_bit(tmp_path, interrupt_at, sgd):
     data = blobs()
-    straight, h1 = _train(data, 3)
+    straight, h1 = _train(data, 3, sgd=sgd)
     ckpt = tmp_path / "ckpt.safetensors"
     with pytest.raises(TrainingInterrupted, match="stopped by SIGINT"):
-        _train(data, 3, checkpoint=ckpt, interrupt_at=interrupt_at)
+        _train(data, 3, checkpoint=ckpt, interrupt_at=interrupt_at, sgd=sgd)
     assert ckpt.exists()
-    resumed, h2 = _train(data, 3, checkpoint=ckpt, resume=True)
+    resumed, h2 = _train(data, 3, checkpoint=ckpt, resume=True, sgd=sgd)
     for k, v in straight.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[k], v)
     assert h2.loss == h1.loss
