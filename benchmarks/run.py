@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="CIFAR-10 (JPEG)")
     p.add_argument("--max-train", type=int, help="cap the training rows (quick: 5000)")
     p.add_argument("--warmup-steps", type=int, help="untimed steps per child (default 20)")
-    p.add_argument("--timed-epochs", type=int, default=1, help="timed epochs per child")
+    p.add_argument(
+        "--timed-epochs", type=int, help="per child; the fastest counts (default 2; quick 1)"
+    )
     p.add_argument("--accuracy-max-epochs", type=int, help="cap (default 30; quick 2)")
     p.add_argument("--scalar-terms", type=int, help="terms of the wide graph (default 1e5)")
     p.add_argument("--scalar-depth", type=int, help="depth of the chain (default 1e5)")
@@ -65,6 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     default("cases", list(CASES), list(QUICK_CASES))
     default("max_train", None, 5000)
     default("warmup_steps", 20, 5)
+    default("timed_epochs", 2, 1)
     default("accuracy_max_epochs", AccuracyRecipe.max_epochs, 2)
     default("scalar_terms", 100_000, 10_000)
     default("scalar_depth", 100_000, 10_000)

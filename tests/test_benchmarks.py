@@ -57,6 +57,12 @@ def test_ratios_are_taken_per_round_then_the_median() -> None:
     assert cell["contenders"]["torch"]["status"] == "no torch"
 
 
+def test_a_child_counts_its_fastest_epoch() -> None:
+    report = import_bench("report")
+    assert report.round_seconds({"status": "ok", "epoch_seconds": [3.0, 2.0, 2.5]}) == 2.0
+    assert report.round_seconds({"status": "skipped", "epoch_seconds": [1.0]}) is None
+
+
 def test_a_missed_ratio_target_says_what_meeting_it_would_take() -> None:
     report = import_bench("report")
 
