@@ -18,7 +18,7 @@ import pytest
 from chainrule import blas, gates, optim
 from chainrule.losses import l2_penalty, softmax_loss
 from chainrule.nn import TwoLayerNet
-from chainrule.tensor import Tensor, affine, affine_relu
+from chainrule.tensor import Tensor, affine, affine_relu, defer_weight_grads
 
 
 @pytest.fixture(params=["numpy-blas", "numpy-only"])
@@ -137,6 +137,10 @@ def test_a_leaf_weight_gets_its_gradient_unformed_and_reading_it_forms_it():
     x, W, b = layer(rng)
     up = rng.standard_normal((5, 3))
     affine(Tensor(x), W, b).backward(up)
+    assert type(W.raw_grad) is np.ndarray  # outside defer_weight_grads: formed at once
+    W.grad = None
+    with defer_weight_grads():
+        affine(Tensor(x), W, b).backward(up)
     assert isinstance(W.raw_grad, gates.OuterProduct)
     assert W.raw_grad.shape == (3, 4)
     np.testing.assert_allclose(np.asarray(W.raw_grad), up.T @ x, rtol=1e-14)
@@ -151,7 +155,8 @@ def test_a_weight_used_twice_and_penalized_sums_every_gradient():
     h = affine_relu(Tensor(x), W, b)
     out = (affine(Tensor(x), W, b) * 2.0).sum() + h.sum()
     total = out + l2_penalty([W], 0.3)
-    total.backward()
+    with defer_weight_grads():
+        total.backward()
     # the same by hand: two affine uses and the penalty's 2 * reg * W
     pre = x @ W.data.T + b.data
     mask = (pre > 0).astype(float)
@@ -159,8 +164,55 @@ def test_a_weight_used_twice_and_penalized_sums_every_gradient():
     np.testing.assert_allclose(W.grad, expected, rtol=1e-13)
     # and a second backward without zero_grad adds to the first
     before = W.grad.copy()
-    affine(Tensor(x), W, b).sum().backward()
+    with defer_weight_grads():
+        affine(Tensor(x), W, b).sum().backward()
     np.testing.assert_allclose(W.grad, before + np.ones((5, 3)).T @ x, rtol=1e-13)
+
+
+def test_unformed_gradients_only_inside_defer_and_never_from_a_parameter():
+    # Found in review: a parameter fed to a dense layer (or a view of one) would be changed by
+    # the optimizer before the weight's unformed gradient was applied; and outside fit, a user's
+    # loop may overwrite its batch buffer between two backward calls (gradient accumulation).
+    rng = np.random.default_rng(11)
+    E = Tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = Tensor(np.zeros(3), requires_grad=True)
+    with defer_weight_grads():
+        affine(E, W, b).sum().backward()
+        assert type(W.raw_grad) is np.ndarray
+        W.grad = None
+        affine(E.reshape(5, 4), W, b).sum().backward()  # a view of E's data
+        assert type(W.raw_grad) is np.ndarray
+    expected_W = W.data - 0.1 * (np.ones((5, 3)).T @ E.data)
+    optim.SGD([E, W, b], 0.1).step()
+    np.testing.assert_allclose(W.data, expected_W, rtol=1e-14)
+    # accumulation through one reused buffer, outside defer: every gradient formed at once
+    buf, W.grad = rng.standard_normal((5, 4)), None
+    first = buf.copy()
+    affine(Tensor(buf), W, b).sum().backward()
+    buf[:] = rng.standard_normal((5, 4))
+    affine(Tensor(buf), W, b).sum().backward()
+    np.testing.assert_allclose(W.grad, np.ones((5, 3)).T @ (first + buf), rtol=1e-13)
+
+
+def test_big_endian_arrays_take_the_numpy_path(path):
+    rng = np.random.default_rng(12)
+    w0, g = rng.standard_normal((100, 100)), rng.standard_normal((100, 100))
+    p = Tensor(w0.astype(">f8"), requires_grad=True)
+    p.grad = g
+    optim.SGD([p], 0.1).step([0.01])
+    np.testing.assert_allclose(p.data, w0 - 0.1 * (g + 0.01 * w0), rtol=1e-13)
+    q = Tensor(w0.astype(">f8"), requires_grad=True)
+    q.grad = g
+    optim.Momentum([q], 0.1, momentum=0.9).step([0.01])
+    np.testing.assert_allclose(q.data, w0 - 0.1 * (g + 0.01 * w0), rtol=1e-13)
+
+
+def test_a_penalized_weight_without_a_data_gradient_still_decays():
+    # The L2 term reaches every weight, used by the loss or not (as through l2_penalty's gates).
+    w = Tensor(np.full(3, 2.0), requires_grad=True)
+    optim.SGD([w], 0.1).step([0.5])
+    np.testing.assert_allclose(w.data, 2.0 - 0.1 * 0.5 * 2.0)
 
 
 # --- the optimizers with unformed gradients and decay ----------

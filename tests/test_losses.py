@@ -121,3 +121,11 @@ def test_bad_labels_are_named(fn):
         fn(scores, np.array([0, 1, 2]))
     with pytest.raises(cr.ShapeError, match=r"scores must be \(N, K\)"):
         fn(Tensor(np.zeros(3)), np.array([0]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint32, np.int64, np.uint64])
+def test_softmax_loss_takes_labels_of_any_integer_type(dtype):
+    scores = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]])
+    y = np.array([1, 2], dtype=dtype)
+    expected, _ = softmax_loss_loop(scores, np.array([1, 2]))
+    assert softmax_loss(Tensor(scores), y).item() == pytest.approx(expected, rel=1e-12)

@@ -79,6 +79,8 @@ def _blas_for(*arrays: Array) -> tuple | None:
     if _FUNCTIONS is None:
         return None
     dtype = arrays[0].dtype
+    if not dtype.isnative:  # '>f8' has char 'd' too: BLAS would read its bytes backwards
+        return None
     for a in arrays:
         if a.dtype != dtype or not a.flags.aligned:
             return None

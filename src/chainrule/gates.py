@@ -561,11 +561,11 @@ class SoftmaxCrossEntropy(Gate):
         n, k = scores.shape
         # Entries picked per row (the max, the label) by their index in the flattened array:
         # on a batch of 128 x 10, 2-D fancy indexing costs several times the arithmetic.
-        starts = np.arange(0, n * k, k)
+        starts = np.arange(0, n * k, k, dtype=np.intp)
         top = scores.argmax(axis=1)
         top += starts
         shifted = scores - scores.reshape(-1)[top][:, None]
-        label = y + starts
+        label = y.astype(np.intp, copy=False) + starts  # (uint64 + int64 would be float64)
         shifted_y = shifted.reshape(-1)[label]
         exp = np.exp(shifted, out=shifted)
         flat = exp.reshape(-1)

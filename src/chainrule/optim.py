@@ -68,9 +68,11 @@ class Optimizer:
             raise ConfigError(f"decay has {len(decay)} values for {len(self.params)} parameters")
         self.steps += 1
         for i, p in enumerate(self.params):
-            g = p.raw_grad
+            g, c = p.raw_grad, 0.0 if decay is None else float(decay[i])
+            if g is None and c:  # unused by the loss, but the L2 term still pulls it to 0
+                g = np.zeros_like(p.data)
             if g is not None:
-                self.update(i, p.data, g, 0.0 if decay is None else float(decay[i]))
+                self.update(i, p.data, g, c)
 
     def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
         """Change parameter i's values w in place, given its gradient dw + decay * w.

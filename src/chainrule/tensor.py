@@ -36,6 +36,27 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
+_defer_weight_grads = False
+
+
+@contextlib.contextmanager
+def defer_weight_grads() -> Iterator[None]:
+    """Inside this block backward leaves a dense layer's weight gradient unformed.
+
+    The gradient dᵀx stays as its two factors (``Tensor.raw_grad`` is a ``gates.OuterProduct``)
+    until read, so an optimizer step can add ``-lr * dᵀx`` into the weights inside one matrix
+    product. The factors are the arrays of the forward pass: the batch must not be overwritten
+    between ``backward()`` and ``step()``. ``fit`` trains inside this block; outside it, backward
+    forms every gradient at once.
+    """
+    global _defer_weight_grads
+    previous, _defer_weight_grads = _defer_weight_grads, True
+    try:
+        yield
+    finally:
+        _defer_weight_grads = previous
+
+
 def _as_array(value: Any, like: np.ndarray | None = None) -> np.ndarray:
     """An array for a constant operand; numbers take the dtype of the tensor they meet."""
     array = np.asarray(value)
@@ -256,7 +277,10 @@ class Tensor:
                 )
         self.grad = seed if self.grad is None else self.grad + seed
         owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
-        for node in reversed(topological_order(self)):
+        order = topological_order(self)
+        # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
+        params = [t.data for t in order if t._gate is None and t.requires_grad]
+        for node in reversed(order):
             gate = node._gate
             if gate is None:
                 continue
@@ -269,8 +293,13 @@ class Tensor:
                 if g is None or not parent.requires_grad:
                     continue
                 if type(g) is not np.ndarray:
-                    unformed = type(g) is gates.OuterProduct
-                    if unformed and parent._gate is None and parent._grad is None:
+                    if (
+                        _defer_weight_grads
+                        and type(g) is gates.OuterProduct
+                        and parent._gate is None
+                        and parent._grad is None
+                        and not any(np.may_share_memory(g.x, p) for p in params)
+                    ):
                         # A leaf's only gradient so far: left as factors for the optimizer.
                         parent._grad = g
                         continue

@@ -26,7 +26,7 @@ from chainrule.errors import ConfigError, DataError, DivergenceError, ShapeError
 from chainrule.losses import LossFn, softmax_loss
 from chainrule.nn import Module
 from chainrule.optim import SGD, Constant, Optimizer, Schedule
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, defer_weight_grads
 
 
 class Data(Protocol):
@@ -265,7 +265,8 @@ def fit(
     penalized = {id(w) for w in model.weights()} if reg > 0 else set()
     decay = [2 * reg if id(p) in penalized else 0.0 for p in optimizer.params]
 
-    with _StopRequest() as stop:
+    # The weight gradients stay unformed: each step adds -lr dᵀx into W inside one product.
+    with _StopRequest() as stop, defer_weight_grads():
         for epoch in range(state.epoch, epochs):
             optimizer.learning_rate = base_lr * schedule.factor(epoch)
             if state.step == 0:
