@@ -104,16 +104,25 @@ def wide(engine: Engine, n: int, summation: Callable[[Sequence[Any]], Any]) -> d
     gc.collect()
     start = time.perf_counter()
     total = summation([engine.tanh(ai * bi + ci) for ai, bi, ci in zip(a, b, c)])
+    limit = sys.getrecursionlimit()
+    result = _backward_timed(total, start, f"RecursionError (recursion limit {limit})")
+    if "error" not in result:
+        result["grad_a0"] = engine.grad(a[0])
+    return result
+
+
+def _backward_timed(root: Any, start: float, error: str) -> dict[str, Any]:
+    """Back-propagate ``root``, built since ``start``: the seconds of each phase, or ``error``
+    when the engine runs out of recursion."""
     built = time.perf_counter()
     result: dict[str, Any] = {"build_seconds": built - start}
     try:
-        total.backward()
+        root.backward()
     except RecursionError:
-        result["error"] = f"RecursionError (recursion limit {sys.getrecursionlimit()})"
+        result["error"] = error
         return result
     result["backward_seconds"] = time.perf_counter() - built
     result["seconds"] = result["build_seconds"] + result["backward_seconds"]
-    result["grad_a0"] = engine.grad(a[0])
     return result
 
 
@@ -153,16 +162,9 @@ def deep_chain(engine: Engine, depth: int) -> dict[str, Any]:
     y = x
     for _ in range(depth):
         y = y * 1.0
-    built = time.perf_counter()
-    result: dict[str, Any] = {"depth": depth, "build_seconds": built - start}
-    try:
-        y.backward()
-    except RecursionError:
-        result["error"] = f"RecursionError at depth {depth}"
-        return result
-    result["backward_seconds"] = time.perf_counter() - built
-    result["seconds"] = result["build_seconds"] + result["backward_seconds"]
-    result["grad"] = engine.grad(x)
+    result = {"depth": depth, **_backward_timed(y, start, f"RecursionError at depth {depth}")}
+    if "error" not in result:
+        result["grad"] = engine.grad(x)
     return result
 
 

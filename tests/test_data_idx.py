@@ -178,3 +178,11 @@ def test_either_known_md5_is_accepted(tmp_path, monkeypatch, which):
     ds = load("fashion-mnist", data_dir=tmp_path, download=False)
     assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot"
     assert ds.X_test.shape == (20, 784)
+
+
+def test_a_header_whose_shape_numpy_cannot_hold_is_refused():
+    # Found by the fuzzer: a zero dimension makes the empty payload "complete", but the other
+    # dimensions multiply past what an array may describe.
+    data = b"\x00\x00\x08\x03\x00\x00\x00\x00\xa8\x00\x00\x00\xc3\x0c1\x00"
+    with pytest.raises(DataError, match=r"bad.idx: IDX dimensions \(0, 2818572288, 3272356096\)"):
+        parse_idx(data, "bad.idx")

@@ -145,8 +145,7 @@ class Momentum(Optimizer):
     def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
         v, mu, lr, tmp = self.velocity[i], self.momentum, self.learning_rate, self.scratch[i]
         if not self.nesterov:
-            # v <- mu v - lr decay w (one pass); here the rounding of a beta of 1 - lr decay
-            # would not matter (v is scaled by mu), but mu is the beta.
+            # v <- mu v - lr decay w, one pass (mu as axpby's beta)
             if decay:
                 axpby(-lr * decay, w, mu, v, tmp)
             else:

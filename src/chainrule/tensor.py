@@ -279,7 +279,11 @@ class Tensor:
         owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
         order = topological_order(self)
         # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
-        params = [t.data for t in order if t._gate is None and t.requires_grad]
+        params = (
+            [t.data for t in order if t._gate is None and t.requires_grad]
+            if _defer_weight_grads
+            else []
+        )
         for node in reversed(order):
             gate = node._gate
             if gate is None:

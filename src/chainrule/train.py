@@ -257,12 +257,12 @@ def fit(
             raise ConfigError(f"nothing to resume: no checkpoint at {checkpoint}")
         state = _load_checkpoint(Path(checkpoint), model, optimizer, rng, base_lr)
     steps_per_epoch = math.ceil(n / batch_size)
-    weights = [w.data for w in model.weights()] if reg > 0 else []
+    weights = model.weights() if reg > 0 else []
     names, params = zip(*model.named_parameters())
     # L2: reg * sum(W**2) over the weights. Its gradient, 2 * reg * W, is handed to the
     # optimizer as decay and folded into the update, rather than sent through gates: no graph
     # for it, no gradient array, no pass over W of its own (the same maths as l2_penalty).
-    penalized = {id(w) for w in model.weights()} if reg > 0 else set()
+    penalized = {id(w) for w in weights}
     decay = [2 * reg if id(p) in penalized else 0.0 for p in optimizer.params]
 
     # The weight gradients stay unformed: each step adds -lr dᵀx into W inside one product.
@@ -287,7 +287,8 @@ def fit(
                 scores = model(Tensor(X_batch))
                 data_loss = loss(scores, y_batch)
                 # The penalty's value only: its gradient is the optimizer's decay (see below).
-                value = float(data_loss.data) + reg * sum(float(np.vdot(w, w)) for w in weights)
+                penalty = sum(float(np.vdot(w.data, w.data)) for w in weights)
+                value = float(data_loss.data) + reg * penalty
                 if not math.isfinite(value):
                     raise DivergenceError(
                         f"the loss became {value} at epoch {epoch + 1}, step {step + 1}: the "

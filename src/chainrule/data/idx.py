@@ -127,7 +127,10 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
             f"{name}: IDX payload is {len(data) - header} bytes; expected {expected} for "
             f"dimensions {dims}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    try:
+        return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    except ValueError:  # e.g. (0, 168, 3e9): no bytes, but a shape NumPy cannot even describe
+        raise DataError(f"{name}: IDX dimensions {dims} describe no array NumPy can hold") from None
 
 
 def read_idx(path: str | Path, known: IdxFile | None = None) -> np.ndarray:
