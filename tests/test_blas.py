@@ -277,3 +277,11 @@ def test_a_float32_two_layer_step_matches_the_formed_float64_step(path):
         opt64.step()
     for p32, p64 in zip(net32.parameters(), net64.parameters()):
         np.testing.assert_allclose(p32.data, p64.data, rtol=2e-5, atol=2e-6)
+
+
+def test_the_address_handed_to_blas_is_the_first_element():
+    a = np.arange(24, dtype=np.float32).reshape(4, 6)
+    readonly = a[1:]
+    readonly.flags.writeable = False
+    for v in (a, a[1:], a[:, 2:], a[::2], a.T, readonly, a[:0]):
+        assert blas._address(v) == v.ctypes.data

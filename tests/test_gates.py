@@ -284,3 +284,36 @@ def test_in_place_accumulation_matches_out_of_place():
     loss.backward()
     expected = 2 * (x @ W.data.T).T @ x + W.data + np.ones((5, 4)).T @ x
     np.testing.assert_allclose(W.grad, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_sum_is_the_column_sum(dtype):
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((37, 11)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for a in (d, d[:, ::2], d[5:9], d[:0]):
+        got = gates.batch_sum(a)
+        assert got.dtype == dtype and got.shape == (a.shape[1],)
+        np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
+    ints = np.arange(12).reshape(4, 3)
+    np.testing.assert_array_equal(gates.batch_sum(ints), [18, 22, 26])
+    # the shared vector of ones stays ones, whatever a caller does with the result
+    gates.batch_sum(d)[:] = 5
+    np.testing.assert_allclose(gates.batch_sum(d), d.sum(axis=0), rtol=tol)
+
+
+def test_affine_relu_keeps_its_mask_and_leaves_dout_alone():
+    x = np.array([[1.0, -2.0], [0.5, 0.5]])
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    b = np.array([0.0, 0.0, 1.0])
+    gate = gates.AffineReLU()
+    out = gate.forward(x, W, b)
+    # pre-activations [[1, -2, 2], [0.5, 0.5, 0]]: the 0 is a kink, its gradient 0 as in ReLU
+    np.testing.assert_array_equal(out, [[1, 0, 2], [0.5, 0.5, 0]])
+    dout = np.arange(1.0, 7.0).reshape(2, 3)
+    kept = dout.copy()
+    _, dW, db = gate.backward(dout)
+    np.testing.assert_array_equal(dout, kept)
+    masked = np.array([[1.0, 0, 3], [4, 5, 0]])
+    np.testing.assert_array_equal(db, masked.sum(axis=0))
+    np.testing.assert_array_equal(np.asarray(dW), masked.T @ x)

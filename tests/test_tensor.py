@@ -190,3 +190,16 @@ def test_affine_relu_output_survives_backward():
     before = h.data.copy()
     (h * 7).sum().backward()
     np.testing.assert_array_equal(h.data, before)
+
+
+def test_topological_order_of_a_diamond_lists_each_tensor_once():
+    x = Tensor(np.ones(3), requires_grad=True)
+    c = Tensor(np.full(3, 2.0))
+    a, b = x * c, x + c
+    f = (a * b + a).sum()
+    order = topological_order(f)
+    assert len(order) == len({id(t) for t in order}) == 7
+    for t in order:
+        for parent in t._inputs:
+            assert order.index(parent) < order.index(t)
+    assert order[-1] is f

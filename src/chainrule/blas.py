@@ -65,6 +65,17 @@ _FUNCTIONS = _open_numpy_blas()
 AVAILABLE = _FUNCTIONS is not None
 
 
+def _address(a: Array) -> int:
+    """Where a's first element is in memory."""
+    try:
+        # Through the buffer protocol: ~0.4 µs, against ~1.2 µs for a.ctypes.data, which builds
+        # an object each time (a step makes about ten of these calls). Needs a writable,
+        # contiguous array; anything else takes the slow road.
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
+
+
 def _rows(a: Array) -> int | None:
     """The leading dimension of a 2-D array BLAS can read in row-major order, else None."""
     item = a.itemsize
@@ -126,7 +137,7 @@ def gemm_tn(alpha: float, a: Array, b: Array, beta: float, c: Array) -> None:
     (k, m), n = a.shape, b.shape[1]
     blas[0](
         _ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k,
-        alpha, a.ctypes.data, lda, b.ctypes.data, ldb, beta, c.ctypes.data, ldc,
+        alpha, _address(a), lda, _address(b), ldb, beta, _address(c), ldc,
     )  # fmt: skip
 
 
@@ -142,7 +153,7 @@ def axpby(alpha: float, x: Array, beta: float, y: Array, scratch: Array) -> None
             y *= beta
         y += scratch
         return
-    blas[1](x.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+    blas[1](x.size, alpha, _address(x), 1, beta, _address(y), 1)
 
 
 def axpy(alpha: float, x: Array, y: Array, scratch: Array) -> None:
@@ -152,4 +163,4 @@ def axpy(alpha: float, x: Array, y: Array, scratch: Array) -> None:
         np.multiply(x, alpha, out=scratch)
         y += scratch
         return
-    blas[2](x.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+    blas[2](x.size, alpha, _address(x), 1, _address(y), 1)

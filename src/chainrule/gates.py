@@ -26,6 +26,8 @@ file, the losses and the data preprocessing).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from chainrule.errors import ShapeError
@@ -59,6 +61,24 @@ def broadcast_shape(name: str, a: Array, b: Array) -> tuple[int, ...]:
         raise ShapeError(
             f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together"
         ) from None
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(n: int, dtype: np.dtype) -> Array:
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False  # shared by every caller
+    return ones
+
+
+def batch_sum(d: Array) -> Array:
+    """d summed over its rows: (N, M) -> (M,), as a bias gradient is.
+
+    As the product ones(N) @ d: BLAS's gemv is about twice as quick as ``np.add.reduce(d, 0)``
+    on a 128 x 512 batch (4.8 against 9.3 µs), and it is on every step of every layer.
+    """
+    if d.dtype.kind != "f":  # BLAS is for floats; anything else sums as NumPy does
+        return np.add.reduce(d, axis=0)
+    return np.matmul(_ones(d.shape[0], d.dtype), d)
 
 
 class OuterProduct:
@@ -495,28 +515,32 @@ class Affine(Gate):
     def _grads(self, d: Array) -> tuple[Array | None, Array | None, Array | None]:
         dx = d @ self.W if self.needs(0) else None  # not for the data batch: a whole product
         dW = OuterProduct(d, self.x) if self.needs(1) else None  # formed by whoever needs it
-        db = np.add.reduce(d, axis=0) if self.needs(2) else None  # (.sum: a Python wrapper)
+        db = batch_sum(d) if self.needs(2) else None
         return dx, dW, db
 
 
 class AffineReLU(Affine):
     """out = max(x @ W.T + b, 0): a hidden layer in one gate.
 
-    Shapes as ``Affine``. The ReLU is applied in place on the affine output, and backward masks dout
-    once, so the hidden layer costs one (N, M) buffer instead of three. ReLU'(0) = 0 as in ``ReLU``.
+    Shapes as ``Affine``. The ReLU is applied in place on the affine output, and its mask
+    (N, M booleans) is kept for backward, so the hidden layer costs one (N, M) float buffer
+    instead of three. ReLU'(0) = 0 as in ``ReLU``.
     """
 
     name = "affine_relu"
 
     def forward(self, x: Array, W: Array, b: Array) -> Array:
         out = super().forward(x, W, b)
-        np.maximum(out, 0, out=out)
-        self.out = out
+        # out *= (out > 0) rather than np.maximum(out, 0): maximum's NaN handling makes it the
+        # slower pass (25 against 15 µs on 128 x 512), and the mask is backward's anyway.
+        # NaN stays NaN either way (NaN * 0).
+        self.mask = np.greater(out, 0)
+        np.multiply(out, self.mask, out=out)
         return out
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None, Array | None]:
-        # Not into self.out: that array is also the output Tensor's data.
-        return self._grads(dout * (self.out > 0))
+        # A new array, not dout in place: dout may be another gate's data.
+        return self._grads(np.multiply(dout, self.mask))
 
 
 # --- fused losses ----------
@@ -533,7 +557,7 @@ def check_labels(scores: Array, y: Array) -> Array:
         raise ShapeError(
             f"loss: labels must be a vector of N = {scores.shape[0]} integers, got shape {y.shape}"
         )
-    if not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":  # (np.issubdtype says the same, slower: this runs every step)
         raise DataError(f"loss: labels must be integers, got dtype {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
         raise DataError(
@@ -572,11 +596,11 @@ class SoftmaxCrossEntropy(Gate):
         # log sum_j e^(s_j - max) = log(1 + rest), rest = the sum without the max's own 1.
         # log1p keeps the digits of a confident prediction, where rest is tiny.
         flat[top] = 0
-        rest = np.add.reduce(exp, axis=1)
+        rest = np.matmul(exp, _ones(k, exp.dtype))  # row sums: gemv, 3 µs quicker than reduce
         flat[top] = 1
         shifted_y -= np.log1p(rest)
         rest += 1
-        exp /= rest[:, None]
+        exp *= np.reciprocal(rest, out=rest)[:, None]  # N divisions, not N x K
         self.probs, self.label = exp, label
         return np.asarray(-np.add.reduce(shifted_y) / n, dtype=scores.dtype)
 

@@ -279,11 +279,8 @@ class Tensor:
         owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
         order = topological_order(self)
         # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
-        params = (
-            [t.data for t in order if t._gate is None and t.requires_grad]
-            if _defer_weight_grads
-            else []
-        )
+        # Listed when the first unformed gradient arrives (most graphs have none).
+        params: list[np.ndarray] | None = None
         for node in reversed(order):
             gate = node._gate
             if gate is None:
@@ -302,11 +299,13 @@ class Tensor:
                         and type(g) is gates.OuterProduct
                         and parent._gate is None
                         and parent._grad is None
-                        and not any(np.may_share_memory(g.x, p) for p in params)
                     ):
-                        # A leaf's only gradient so far: left as factors for the optimizer.
-                        parent._grad = g
-                        continue
+                        if params is None:
+                            params = [t.data for t in order if t._gate is None and t.requires_grad]
+                        if not any(np.may_share_memory(g.x, p) for p in params):
+                            # A leaf's only gradient so far: left as factors for the optimizer.
+                            parent._grad = g
+                            continue
                     g = np.asarray(g)  # forms an OuterProduct; makes NumPy scalars 0-d arrays
                 held = parent._grad
                 if type(held) is gates.OuterProduct:  # a second gradient arrives: form the first
@@ -357,15 +356,18 @@ def topological_order(root: Tensor) -> list[Tensor]:
     """
     order: list[Tensor] = []
     seen: set[int] = {id(root)}
-    stack: list[tuple[Tensor, int]] = [(root, 0)]
+    # Each stack entry holds an iterator over a node's inputs, which resumes where it stopped;
+    # leaves go straight to the order. (This walk runs every training step.)
+    stack: list[tuple[Tensor, Iterator[Tensor]]] = [(root, iter(root._inputs))]
     while stack:
-        node, i = stack[-1]
-        if i < len(node._inputs):
-            stack[-1] = (node, i + 1)
-            child = node._inputs[i]
+        node, children = stack[-1]
+        for child in children:
             if id(child) not in seen:
                 seen.add(id(child))
-                stack.append((child, 0))
+                if child._inputs:
+                    stack.append((child, iter(child._inputs)))
+                    break
+                order.append(child)
         else:
             stack.pop()
             order.append(node)
@@ -385,12 +387,15 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
     Operands may be Tensors, arrays or numbers; the non-Tensors become constants with the dtype of
     the first Tensor operand.
     """
-    like = next((x for x in operands if isinstance(x, Tensor)), None)
-    inputs = tuple(as_tensor(x, like) for x in operands)
-    out = Tensor(gate.forward(*(t.data for t in inputs)))
+    if all(type(x) is Tensor for x in operands):  # the common case, every step: no conversions
+        inputs: tuple[Tensor, ...] = operands
+    else:
+        like = next((x for x in operands if isinstance(x, Tensor)), None)
+        inputs = tuple(as_tensor(x, like) for x in operands)
+    out = Tensor(gate.forward(*[t.data for t in inputs]))
     if _grad_enabled:
-        needs = tuple(t.requires_grad for t in inputs)
-        if any(needs):
+        needs = tuple([t.requires_grad for t in inputs])
+        if True in needs:
             gate.needs_input_grad = needs
             out.requires_grad = True
             out._gate, out._inputs = gate, inputs
