@@ -284,10 +284,12 @@ def fit(
                 X_batch, y_batch = data.X_train[idx], data.y_train[idx]
                 if augment is not None:
                     X_batch = augment(X_batch, np.random.default_rng([epoch_key, step]))
+                # The penalty's value only: its gradient is the optimizer's decay (see below).
+                # Taken before the forward pass, whose first product then finds the weights in
+                # cache; between the loss and backward it cost CIFAR-10 epochs ~3% more.
+                penalty = sum(float(np.vdot(w.data, w.data)) for w in weights)
                 scores = model(Tensor(X_batch))
                 data_loss = loss(scores, y_batch)
-                # The penalty's value only: its gradient is the optimizer's decay (see below).
-                penalty = sum(float(np.vdot(w.data, w.data)) for w in weights)
                 value = float(data_loss.data) + reg * penalty
                 if not math.isfinite(value):
                     raise DivergenceError(
