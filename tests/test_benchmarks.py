@@ -50,7 +50,11 @@ def test_ratios_are_taken_per_round_then_the_median() -> None:
     skipped = {"status": "skipped", "reason": "no torch", "contender": "torch", "round": 1}
     runs.append(skipped | {"case": "fmnist-128", "threads": 1})
     cell = report.summarize(runs)["fmnist-128"]["1"]
-    assert cell["ratios"]["chainrule/floor"]["median"] == pytest.approx(3.0)
+    floor = cell["ratios"]["chainrule/floor"]
+    assert floor["median"] == pytest.approx(3.0)
+    assert (floor["low"], floor["high"]) == (pytest.approx(2.0), pytest.approx(10.0))
+    assert floor["fastest"] == pytest.approx(2.0 / 0.4)  # each side's fastest epoch
+    assert report._ratio_cell(floor) == "3.00 (2.00-10.00; 5.00)"
     assert "chainrule/torch" not in cell["ratios"]
     chainrule = cell["contenders"]["chainrule"]
     assert (chainrule["min"], chainrule["median"], chainrule["max"]) == (2.0, 4.0, 6.0)
