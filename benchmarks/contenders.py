@@ -131,12 +131,14 @@ def _torch_epoch(
     loss_sum = 0.0
     for i in range(0, n, batch_size):
         idx = order[i : i + batch_size]
+        penalty = 0.0
+        if reg > 0:  # before the forward pass, where chainrule's fit takes it too (see fit)
+            with torch.no_grad():
+                penalty = reg * sum(float(torch.dot(W.view(-1), W.view(-1))) for W in weights)
         scores = model(X[idx])
         loss = F.cross_entropy(scores, y[idx])
-        value = loss.item()  # chainrule reads every step's loss too, the L2 term's value included
-        if reg > 0:
-            with torch.no_grad():
-                value += reg * sum(float(torch.dot(W.view(-1), W.view(-1))) for W in weights)
+        # chainrule reads every step's loss too, the L2 term's value included
+        value = loss.item() + penalty
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()  # the L2 gradient: the optimizer's weight_decay (torch_param_groups)
