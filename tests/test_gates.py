@@ -297,9 +297,13 @@ def test_batch_sum_is_the_column_sum(dtype):
         np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
     ints = np.arange(12).reshape(4, 3)
     np.testing.assert_array_equal(gates.batch_sum(ints), [18, 22, 26])
-    # the shared vector of ones stays ones, whatever a caller does with the result
-    gates.batch_sum(d)[:] = 5
-    np.testing.assert_allclose(gates.batch_sum(d), d.sum(axis=0), rtol=tol)
+    # what Sum's backward hands a layer: a read-only broadcast, stride 0
+    spread = np.broadcast_to(np.arange(11, dtype=dtype), (37, 11))
+    np.testing.assert_allclose(gates.batch_sum(spread), 37 * np.arange(11), rtol=tol)
+    # the ones vector is shared by every caller: read-only, and never handed out
+    ones = gates._ones(37, np.dtype(dtype))
+    assert not ones.flags.writeable
+    assert not np.shares_memory(gates.batch_sum(d), ones)
 
 
 def test_affine_relu_keeps_its_mask_and_leaves_dout_alone():
@@ -310,6 +314,7 @@ def test_affine_relu_keeps_its_mask_and_leaves_dout_alone():
     out = gate.forward(x, W, b)
     # pre-activations [[1, -2, 2], [0.5, 0.5, 0]]: the 0 is a kink, its gradient 0 as in ReLU
     np.testing.assert_array_equal(out, [[1, 0, 2], [0.5, 0.5, 0]])
+    assert not np.signbit(out).any()  # +0.0 for the negatives, as ReLU gives
     dout = np.arange(1.0, 7.0).reshape(2, 3)
     kept = dout.copy()
     _, dW, db = gate.backward(dout)
@@ -317,3 +322,14 @@ def test_affine_relu_keeps_its_mask_and_leaves_dout_alone():
     masked = np.array([[1.0, 0, 3], [4, 5, 0]])
     np.testing.assert_array_equal(db, masked.sum(axis=0))
     np.testing.assert_array_equal(np.asarray(dW), masked.T @ x)
+
+
+def test_affine_relu_agrees_with_relu_at_infinities_and_nan():
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.array([[1e30, 1.0]], np.float32)
+        W = np.array([[-1e30, 0.0], [1e30, 0.0], [0.0, np.nan]], np.float32)
+        pre = x @ W.T  # -inf, inf, nan
+        fused = gates.AffineReLU().forward(x, W, np.zeros(3, np.float32))
+        apart = gates.ReLU().forward(pre)
+    np.testing.assert_array_equal(fused, apart)
+    assert fused[0, 0] == 0 and not np.signbit(fused[0, 0])

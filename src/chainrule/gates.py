@@ -531,11 +531,10 @@ class AffineReLU(Affine):
 
     def forward(self, x: Array, W: Array, b: Array) -> Array:
         out = super().forward(x, W, b)
-        # out *= (out > 0) rather than np.maximum(out, 0): maximum's NaN handling makes it the
-        # slower pass (25 against 15 µs on 128 x 512), and the mask is backward's anyway.
-        # NaN stays NaN either way (NaN * 0).
-        self.mask = np.greater(out, 0)
-        np.multiply(out, self.mask, out=out)
+        # np.maximum, not out *= mask (10 µs quicker on 128 x 512): the product would turn a
+        # negative into -0.0 and -inf into NaN, where ReLU gives +0.0 and the ReLU gate agrees.
+        np.maximum(out, 0, out=out)
+        self.mask = np.greater(out, 0)  # max(x, 0) > 0 exactly where x > 0 (NaN: neither)
         return out
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None, Array | None]:

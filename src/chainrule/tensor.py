@@ -395,7 +395,7 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
     out = Tensor(gate.forward(*[t.data for t in inputs]))
     if _grad_enabled:
         needs = tuple([t.requires_grad for t in inputs])
-        if True in needs:
+        if any(needs):  # (requires_grad may be any truthy value)
             gate.needs_input_grad = needs
             out.requires_grad = True
             out._gate, out._inputs = gate, inputs
