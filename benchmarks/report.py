@@ -197,8 +197,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Above 1: chainrule is slower by that factor. Each cell: the median of the per-round "
         "ratios, then in brackets their range over the rounds and the ratio of the two sides' "
-        "fastest epochs over all the rounds each ran (on a shared machine other work only adds time, so that "
-        "one is the least disturbed estimate; the targets are judged on the median).",
+        "fastest epochs over all the rounds each ran (on a shared machine other work only adds "
+        "time, so that one is the least disturbed estimate; the targets are judged on the median).",
         "",
         "| case | threads | chainrule / floor | chainrule / torch | chainrule / sklearn |",
         "| --- | ---: | ---: | ---: | ---: |",
