@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--timed-epochs", type=int, help="per child; the fastest counts (default 2; quick 1)"
     )
     p.add_argument("--accuracy-max-epochs", type=int, help="cap (default 30; quick 2)")
+    p.add_argument(
+        "--accuracy-rounds",
+        type=int,
+        help="interleaved time-to-accuracy rounds (default 3; quick 1)",
+    )
     p.add_argument("--scalar-terms", type=int, help="terms of the wide graph (default 1e5)")
     p.add_argument("--scalar-depth", type=int, help="depth of the chain (default 1e5)")
     p.add_argument("--seed", type=int, default=0)
@@ -69,12 +74,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     default("warmup_steps", 20, 5)
     default("timed_epochs", 2, 1)
     default("accuracy_max_epochs", AccuracyRecipe.max_epochs, 2)
+    default("accuracy_rounds", 3, 1)
     default("scalar_terms", 100_000, 10_000)
     default("scalar_depth", 100_000, 10_000)
     args.max_test = 1000 if quick else None
     args.scalar_rounds = 1 if quick else 3
-    if args.rounds < 1 or args.timed_epochs < 1 or min(args.threads) < 1:
-        p.error("--rounds, --timed-epochs and --threads must be positive")
+    if min(args.rounds, args.timed_epochs, args.accuracy_rounds, *args.threads) < 1:
+        p.error("--rounds, --timed-epochs, --accuracy-rounds and --threads must be positive")
     return args
 
 
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             "contenders": contenders,
             "warmup_steps": args.warmup_steps,
             "timed_epochs": args.timed_epochs,
+            "accuracy_rounds": args.accuracy_rounds,
             "max_train": args.max_train,
             "max_test": args.max_test,
             "seed": args.seed,
@@ -243,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.skip_accuracy:
             results["accuracy"] = time_to_accuracy(args, children, contenders)
-            failures += sum(r["status"] == "error" for r in results["accuracy"]["runs"].values())
+            failures += sum(
+                res["status"] == "error"
+                for runs in results["accuracy"]["rounds"]
+                for res in runs.values()
+            )
         if not args.skip_scalar:
             log("scalar engine ...")
             task = {
@@ -296,28 +307,41 @@ def chainrule_memory(summary: dict[str, Any]) -> dict[str, Any]:
 def time_to_accuracy(
     args: argparse.Namespace, children: Children, contenders: list[str]
 ) -> dict[str, Any]:
-    """The one recipe, run by chainrule and torch, until the test accuracy reaches the target."""
+    """The one recipe, run by chainrule and torch in interleaved rounds (one process each, the
+    order swapped every round), each until the test accuracy reaches the target."""
     recipe = AccuracyRecipe(max_epochs=args.accuracy_max_epochs)
     threads = max(args.threads)
-    runs = {}
-    for contender in ("chainrule", "torch"):
-        if contender not in contenders:
-            runs[contender] = {"status": "skipped", "reason": "not run (see the notes)"}
-            continue
-        log(f"time to {recipe.target:.0%}: {contender} (up to {recipe.max_epochs} epochs) ...")
-        task = {"kind": "accuracy", "contender": contender, "recipe": recipe.to_json()}
-        res = children.run(task, threads)
-        runs[contender] = res
-        if res.get("status") == "ok":
+    pair = ["chainrule", "torch"]
+    rounds = []
+    for r in range(args.accuracy_rounds):
+        runs: dict[str, Any] = {}
+        for contender in pair if r % 2 == 0 else pair[::-1]:
+            if contender not in contenders:
+                runs[contender] = {"status": "skipped", "reason": "not run (see the notes)"}
+                continue
             log(
-                f"    {contender}: "
-                + (
-                    f"{res['epochs']} epochs, {res['train_seconds']:.1f} s"
-                    if res["reached"]
-                    else f"not reached in {res['epochs_run']} epochs"
-                )
+                f"time to {recipe.target:.0%}, round {r + 1}/{args.accuracy_rounds}: "
+                f"{contender} (up to {recipe.max_epochs} epochs) ..."
             )
-    return {"recipe": recipe.to_json(), "threads": threads, "runs": runs}
+            task = {"kind": "accuracy", "contender": contender, "recipe": recipe.to_json()}
+            res = children.run(task, threads)
+            runs[contender] = res
+            if res.get("status") == "ok":
+                log(
+                    f"    {contender}: "
+                    + (
+                        f"{res['epochs']} epochs, {res['train_seconds']:.1f} s"
+                        if res["reached"]
+                        else f"not reached in {res['epochs_run']} epochs"
+                    )
+                )
+        rounds.append({name: runs[name] for name in pair})  # the same key order every round
+    return {
+        "recipe": recipe.to_json(),
+        "threads": threads,
+        "rounds": rounds,
+        "summary": report.accuracy_summary(rounds),
+    }
 
 
 def write(out: Path, results: dict[str, Any]) -> None:

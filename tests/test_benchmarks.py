@@ -85,6 +85,67 @@ def test_a_missed_ratio_target_says_what_meeting_it_would_take() -> None:
     assert report._what_a_miss_would_take({"summary": {}}) == []
 
 
+def test_time_to_accuracy_is_judged_on_the_median_of_per_round_ratios() -> None:
+    report = import_bench("report")
+
+    def run(seconds: float, epochs: int = 9, reached: bool = True) -> dict:
+        accuracy = [0.85] * (epochs - 1) + [0.895 if reached else 0.885]
+        per_epoch = [seconds / epochs] * epochs
+        return {
+            "status": "ok",
+            "reached": reached,
+            "epochs": epochs if reached else None,
+            "train_seconds": seconds if reached else None,
+            "epochs_run": epochs,
+            "epoch_seconds": per_epoch,
+            "test_accuracy": accuracy,
+        }
+
+    # per round chainrule / torch: 0.8, 1.5 (a slow spell), 0.9 -> median 0.9, met
+    rounds = [
+        {"chainrule": run(8.0), "torch": run(10.0)},
+        {"chainrule": run(15.0), "torch": run(10.0)},
+        {"chainrule": run(9.0), "torch": run(10.0)},
+    ]
+    summary = report.accuracy_summary(rounds)
+    ratio = summary["ratio"]
+    assert ratio["median"] == pytest.approx(0.9)
+    assert (ratio["low"], ratio["high"]) == (pytest.approx(0.8), pytest.approx(1.5))
+    assert ratio["fastest"] == pytest.approx(0.8)
+    assert summary["contenders"]["chainrule"]["median"] == pytest.approx(9.0)
+    recipe = {"target": 0.89, "input_size": 784, "hidden_size": 512, "num_classes": 10}
+    recipe |= {"learning_rate": 1e-3, "batch_size": 128, "reg": 0.0, "max_epochs": 30}
+    acc = {"recipe": recipe, "threads": 2, "rounds": rounds, "summary": summary}
+
+    def target_row(acc: dict) -> str:
+        lines = report._targets_section({"summary": {}, "accuracy": acc})
+        (row,) = [line for line in lines if "89%" in line]
+        return row
+
+    row = target_row(acc)
+    assert "0.90: 9.00 s vs 10.00 s (9 vs 9 epochs) | yes | 0.80 |" in row
+    section = "\n".join(report._accuracy_section(acc))
+    assert (
+        "3 interleaved round(s)" in section
+        and "| 2 | chainrule (fit) | yes | 9 | 15.00 |" in section
+    )
+
+    # A tie is not "less wall time"; a contender that never got there has no ratio.
+    tie = report.accuracy_summary([{"chainrule": run(10.0), "torch": run(10.0)}])
+    assert "| no, by 0.0% |" in target_row(acc | {"summary": tie})
+    lost = [{"chainrule": run(30.0, 30, reached=False), "torch": run(10.0)}]
+    lost_acc = acc | {"rounds": lost, "summary": report.accuracy_summary(lost)}
+    assert "ratio" not in lost_acc["summary"]
+    assert "not reached (or not run) by chainrule | no |" in target_row(lost_acc)
+
+    # results.json from before the rounds: one run per contender under "runs"
+    old = {"recipe": recipe, "threads": 2, "runs": rounds[0]}
+    assert report.accuracy_rounds(old) == [rounds[0]]
+    assert "| 1 | PyTorch (CPU, eager) | yes | 9 | 10.00 |" in "\n".join(
+        report._accuracy_section(old)
+    )
+
+
 def test_sklearn_alpha_matches_our_reg() -> None:
     contenders = import_bench("contenders")
     # alpha/2 * ||W||^2 / B must equal reg * ||W||^2
@@ -125,7 +186,8 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert cell["ratios"]["chainrule/floor"]["median"] > 0
     assert cell["ratios"]["chainrule/sklearn"]["median"] > 0
 
-    acc = results["accuracy"]["runs"]["chainrule"]
+    (acc_round,) = results["accuracy"]["rounds"]  # quick: one round
+    acc = acc_round["chainrule"]
     assert acc["status"] == "ok" and all(0 <= a <= 1 for a in acc["test_accuracy"])
     scalar = results["scalar"]
     assert scalar["status"] == "ok"
