@@ -41,7 +41,7 @@ def load_data(dataset: str, task: dict[str, Any]) -> Any:
 
 
 # The library each contender needs beyond chainrule and NumPy.
-LIBRARY = {"torch": "torch", "sklearn": "sklearn.neural_network"}
+LIBRARY = {"torch": "torch", "torch-fused": "torch", "sklearn": "sklearn.neural_network"}
 
 
 def missing(contender: str) -> str | None:
@@ -127,7 +127,8 @@ def run_accuracy(task: dict[str, Any]) -> dict[str, Any]:
     data = load_data(recipe.dataset, task)
     if task["contender"] == "chainrule":
         return contenders.accuracy_chainrule(recipe, data, task["seed"])
-    return contenders.accuracy_torch(recipe, data, task["threads"], task["seed"])
+    fused = task["contender"] == "torch-fused"
+    return contenders.accuracy_torch(recipe, data, task["threads"], task["seed"], fused)
 
 
 def run_scalar(task: dict[str, Any]) -> dict[str, Any]:

@@ -330,8 +330,14 @@ def accuracy_chainrule(recipe: AccuracyRecipe, data: Any, seed: int) -> dict[str
     return _accuracy_result(recipe, seconds, accuracy)
 
 
-def accuracy_torch(recipe: AccuracyRecipe, data: Any, threads: int, seed: int) -> dict[str, Any]:
-    """The same recipe in PyTorch: same initial weights, same batches, torch.optim.Adam."""
+def accuracy_torch(
+    recipe: AccuracyRecipe, data: Any, threads: int, seed: int, fused: bool = False
+) -> dict[str, Any]:
+    """The same recipe in PyTorch: same initial weights, same batches, torch.optim.Adam.
+
+    ``fused=False`` is what ``torch.optim.Adam(params, lr)`` runs on the CPU (a loop over the
+    parameters, several kernels each); ``fused=True`` is PyTorch's opt-in single kernel.
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -341,6 +347,7 @@ def accuracy_torch(recipe: AccuracyRecipe, data: Any, threads: int, seed: int) -
         lr=recipe.learning_rate,
         betas=(0.9, 0.999),
         eps=1e-8,
+        fused=fused or None,  # None: PyTorch's own default
     )
     rng = np.random.default_rng(seed + 1)
     X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)

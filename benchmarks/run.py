@@ -307,16 +307,17 @@ def chainrule_memory(summary: dict[str, Any]) -> dict[str, Any]:
 def time_to_accuracy(
     args: argparse.Namespace, children: Children, contenders: list[str]
 ) -> dict[str, Any]:
-    """The one recipe, run by chainrule and torch in interleaved rounds (one process each, the
-    order swapped every round), each until the test accuracy reaches the target."""
+    """The one recipe, run by chainrule and torch (its default Adam, and its fused one) in
+    interleaved rounds, one process each, until the test accuracy reaches the target."""
     recipe = AccuracyRecipe(max_epochs=args.accuracy_max_epochs)
     threads = max(args.threads)
-    pair = ["chainrule", "torch"]
+    names = list(report.ACCURACY_CONTENDERS)
     rounds = []
     for r in range(args.accuracy_rounds):
         runs: dict[str, Any] = {}
-        for contender in pair if r % 2 == 0 else pair[::-1]:
-            if contender not in contenders:
+        # Rotate the order each round, as for the epochs.
+        for contender in names[r % len(names) :] + names[: r % len(names)]:
+            if contender.split("-")[0] not in contenders:  # torch-fused comes with torch
                 runs[contender] = {"status": "skipped", "reason": "not run (see the notes)"}
                 continue
             log(
@@ -335,7 +336,7 @@ def time_to_accuracy(
                         else f"not reached in {res['epochs_run']} epochs"
                     )
                 )
-        rounds.append({name: runs[name] for name in pair})  # the same key order every round
+        rounds.append({name: runs[name] for name in names})  # the same key order every round
     return {
         "recipe": recipe.to_json(),
         "threads": threads,
