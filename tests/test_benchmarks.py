@@ -133,14 +133,29 @@ def test_time_to_accuracy_is_judged_on_the_median_of_per_round_ratios() -> None:
     # A tie is not "less wall time"; a contender that never got there has no ratio.
     tie = report.accuracy_summary([{"chainrule": run(10.0), "torch": run(10.0)}])
     assert "| no, by 0.0% |" in target_row(acc | {"summary": tie})
-    lost = [{"chainrule": run(30.0, 30, reached=False), "torch": run(10.0)}]
-    lost_acc = acc | {"rounds": lost, "summary": report.accuracy_summary(lost)}
-    assert lost_acc["summary"]["ratios"] == {}
-    assert "not reached (or not run) by chainrule | no |" in target_row(lost_acc)
+
+    def without_ratio(rounds: list) -> str:
+        return target_row(acc | {"rounds": rounds, "summary": report.accuracy_summary(rounds)})
+
+    slow, skipped = run(30.0, 30, reached=False), {"status": "skipped", "reason": "no data"}
+    assert "chainrule did not reach it in 30 epochs | no |" in without_ratio(
+        [{"chainrule": slow, "torch": run(10.0)}]
+    )
+    assert "9.00 s; torch did not reach it in 30 epochs | yes |" in without_ratio(
+        [{"chainrule": run(9.0), "torch": slow}]
+    )
+    assert "| chainrule did not run | not measured |" in without_ratio(
+        [{"chainrule": skipped, "torch": run(10.0)}]
+    )
+    error = {"status": "error", "error": "exit 1"}
+    assert "never in the same round | not measured |" in without_ratio(
+        [{"chainrule": run(9.0), "torch": error}, {"chainrule": error, "torch": run(10.0)}]
+    )
 
     # results.json from before the rounds: one run per contender under "runs"
-    old = {"recipe": recipe, "threads": 2, "runs": rounds[0]}
-    assert report.accuracy_rounds(old) == [rounds[0]]
+    pair = {"chainrule": run(8.0), "torch": run(10.0)}
+    old = {"recipe": recipe, "threads": 2, "runs": pair}
+    assert report.accuracy_rounds(old) == [pair]
     assert "| 1 | PyTorch (CPU, eager) | yes | 9 | 10.00 |" in "\n".join(
         report._accuracy_section(old)
     )
