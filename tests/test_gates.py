@@ -306,6 +306,30 @@ def test_batch_sum_is_the_column_sum(dtype):
     assert not np.shares_memory(gates.batch_sum(d), ones)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_relu_gives_what_maximum_with_zero_gives(dtype):
+    special = [-0.0, 0.0, -1.0, 2.5, -np.inf, np.inf, np.nan] if dtype != np.int64 else [-3, 0, 4]
+    rng = np.random.default_rng(0)
+    x = np.resize(np.array(special, dtype), (64, 70))
+    x.ravel()[::7] = (10 * rng.standard_normal(len(x.ravel()[::7]))).astype(dtype)
+    want = np.maximum(x, 0)
+    got = gates.relu(x)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # +0.0, never -0.0
+    assert got.dtype == want.dtype
+    # in place, and on an array past the cached zeros' size limit (the scalar road)
+    inplace = x.copy()
+    assert gates.relu(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, want)
+    big = np.resize(x, (gates._ZEROS_MAX // 64 + 1, 64))
+    np.testing.assert_array_equal(gates.relu(big), np.maximum(big, 0))
+    # the shared zeros are read-only and never handed out
+    if x.dtype.kind == "f":
+        zeros = gates._zeros(x.shape, x.dtype)
+        assert not zeros.flags.writeable and not np.shares_memory(got, zeros)
+        assert not zeros.any()
+
+
 def test_affine_relu_keeps_its_mask_and_leaves_dout_alone():
     x = np.array([[1.0, -2.0], [0.5, 0.5]])
     W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])

@@ -70,6 +70,29 @@ def _ones(n: int, dtype: np.dtype) -> Array:
     return ones
 
 
+# Up to this many elements relu() compares against a cached array of zeros: NumPy's SIMD loop
+# for np.maximum runs only when neither operand is a broadcast scalar (8.4 against 25 µs on
+# 128 x 512 float32, NumPy 2.4). Bigger arrays (evaluation batches) take the scalar road rather
+# than keep a large array of zeros alive.
+_ZEROS_MAX = 1 << 20
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros(shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    zeros = np.zeros(shape, dtype)
+    zeros.flags.writeable = False  # shared by every caller
+    return zeros
+
+
+def relu(x: Array, out: Array | None = None) -> Array:
+    """max(x, 0) elementwise, into ``out`` if given (it may be x). Any shape.
+
+    The same values as ``np.maximum(x, 0)``, NaN and the sign of zero included.
+    """
+    zero = _zeros(x.shape, x.dtype) if x.size <= _ZEROS_MAX and x.dtype.kind == "f" else 0
+    return np.maximum(x, zero, out=out)
+
+
 def batch_sum(d: Array) -> Array:
     """d summed over its rows: (N, M) -> (M,), as a bias gradient is.
 
@@ -295,7 +318,7 @@ class ReLU(Gate):
     name = "relu"
 
     def forward(self, x: Array) -> Array:
-        self.out = np.maximum(x, 0)
+        self.out = relu(x)
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
@@ -531,9 +554,10 @@ class AffineReLU(Affine):
 
     def forward(self, x: Array, W: Array, b: Array) -> Array:
         out = super().forward(x, W, b)
-        # np.maximum, not out *= mask (10 µs quicker on 128 x 512): the product would turn a
-        # negative into -0.0 and -inf into NaN, where ReLU gives +0.0 and the ReLU gate agrees.
-        np.maximum(out, 0, out=out)
+        # A maximum, not out *= mask: the product would turn a negative into -0.0 and -inf into
+        # NaN, where ReLU gives +0.0 and the ReLU gate agrees (and it is no quicker: 18.5 µs
+        # with the mask's comparison against 8.4 on 128 x 512 float32).
+        relu(out, out=out)
         self.mask = np.greater(out, 0)  # max(x, 0) > 0 exactly where x > 0 (NaN: neither)
         return out
 
@@ -630,7 +654,7 @@ class MulticlassHinge(Gate):
         rows = np.arange(n)
         margins = scores - scores[rows, y][:, None] + 1
         margins[rows, y] = 0
-        np.maximum(margins, 0, out=margins)
+        relu(margins, out=margins)
         self.positive, self.y = margins > 0, y
         return np.asarray(margins.sum() / max(n, 1), dtype=scores.dtype)
 
