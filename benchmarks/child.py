@@ -1,165 +1,115 @@
-"""One benchmark child: ``python benchmarks/child.py TASK_JSON``; writes its result to task["out"].
+"""One measurement in a fresh process: ``python benchmarks/child.py TASK_JSON OUT_JSON``.
 
-The parent starts one child per contender per round, with the thread counts fixed in the
-environment, so each measurement gets a fresh process: its own peak memory, no state left over
-from another library. Kinds of task: "prepare" (load the data once, building caches), "epoch"
-(time epochs of one contender on one case), "accuracy" (time to a test accuracy) and "scalar".
+run.py starts one child per contender, case and round, its thread counts fixed in the environment,
+so each measurement has its own peak memory and nothing left over from another library. Tasks:
+"prepare" (load a data set with chainrule's loader, once, and save its arrays as .npy), "epoch"
+(time one contender on one case), and "accuracy" (time to a test accuracy). Every child
+but "prepare" reads the saved arrays, so all contenders, and both source trees of chainrule in a
+before/after run, train on the same bytes without calling each other's loader.
 
-A contender whose library is not importable, or a case whose data is not on this machine, is
-reported with status "skipped" and a reason; any other error is a failure (a traceback, exit 1).
+A contender whose library does not import is "skipped" with the reason; any other error is a
+failure (a traceback on stderr, exit 1).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+import resource
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-import sysinfo
-from cases import CASES, AccuracyRecipe
+import contenders
+
+ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 
-def load_data(dataset: str, task: dict[str, Any]) -> Any:
-    """The data set exactly as every contender gets it: chainrule's loader, float32 rows."""
-    import chainrule.data
-
-    data_dir = task.get("data_dir") if dataset == "cifar10-jpeg" else None
-    return chainrule.data.load(
-        dataset,
-        data_dir=data_dir,
-        val_size=0.1,
-        seed=0,
-        standardize=False,
-        max_train=task.get("max_train"),
-        max_test=task.get("max_test"),
-    )
-
-
-# The library each contender needs beyond chainrule and NumPy.
-LIBRARY = {"torch": "torch", "torch-fused": "torch", "sklearn": "sklearn.neural_network"}
-
-
-def missing(contender: str) -> str | None:
-    """Why ``contender`` cannot run here (its library does not import), or None."""
-    module = LIBRARY.get(contender)
-    if module is None:
-        return None
-    try:
-        importlib.import_module(module)  # before the data, so a missing library costs no load
-    except ImportError as err:
-        return f"{module} is not importable: {err}"
-    return None
-
-
-def data_mib(data: Any) -> float:
-    """The float32 size of the train, validation and test arrays, MiB."""
-    return (data.X_train.nbytes + data.X_val.nbytes + data.X_test.nbytes) / sysinfo.MIB
-
-
-def run_prepare(task: dict[str, Any]) -> dict[str, Any]:
+def prepare(task: dict[str, Any]) -> dict[str, Any]:
+    """Load ``task["dataset"]`` as every contender gets it (float32 rows, pixels centred, 10% of
+    the training images held out) and save it to ``task["folder"]``; or say why it is missing."""
+    import chainrule
     from chainrule.errors import DataNotFoundError
 
-    found = {}
-    for dataset in task["datasets"]:
-        start = time.perf_counter()
-        try:
-            data = load_data(dataset, task)
-        except DataNotFoundError as err:
-            found[dataset] = {"status": "missing", "reason": str(err).splitlines()[0]}
-        else:
-            found[dataset] = {
-                "status": "ok",
-                "load_seconds": time.perf_counter() - start,
-                "train": list(data.X_train.shape),
-                "val": list(data.X_val.shape),
-                "test": list(data.X_test.shape),
-                "data_mib": data_mib(data),
-            }
-    return {"status": "ok", "datasets": found}
+    cifar = task["dataset"] == "cifar10-jpeg"
+    max_train, max_test = task["max_rows"]
+    try:
+        data = chainrule.data.load(
+            task["dataset"],
+            data_dir=task["data_dir"] if cifar else None,
+            val_size=0.1,
+            seed=0,
+            max_train=max_train,
+            max_test=max_test,
+        )
+    except DataNotFoundError as err:
+        return {"status": "skipped", "reason": str(err).splitlines()[0]}
+    Path(task["folder"]).mkdir(parents=True)
+    for name in ARRAYS:
+        np.save(Path(task["folder"]) / f"{name}.npy", getattr(data, name))
+    mib = sum(getattr(data, name).nbytes for name in ARRAYS) / 2**20
+    return {"train_rows": len(data.X_train), "data_mib": mib}
 
 
-def run_epoch(task: dict[str, Any]) -> dict[str, Any]:
-    import contenders
-
-    case = CASES[task["case"]]
-    contender = task["contender"]
-    reason = missing(contender)
-    if reason is not None:
-        return {"status": "skipped", "reason": reason}
-    start = time.perf_counter()
-    data = load_data(case.dataset, task)
-    result: dict[str, Any] = {
-        "load_seconds": time.perf_counter() - start,
-        "data_mib": data_mib(data),
-        "train_rows": len(data.X_train),
-        "rss_after_load_mib": sysinfo.rss_mib(),
-    }
-    peak_reset = sysinfo.reset_peak_rss()
-    args = (task["warmup_steps"], task["timed_epochs"], task["seed"])
-    if contender == "chainrule":
-        timing = contenders.time_chainrule(case, data, *args)
-    elif contender == "torch":
-        timing = contenders.time_torch(case, data, task["threads"], *args)
-    elif contender == "sklearn":
-        timing = contenders.time_sklearn(case, data, *args)
-    elif contender == "floor":
-        timing = contenders.time_floor(case, data, *args)
-    else:
-        raise ValueError(f"unknown contender {contender!r}")
-    result.update(timing)
-    # The peak since the data were loaded: training alone (None where /proc cannot reset it).
-    result["train_peak_mib"] = sysinfo.peak_rss_mib() if peak_reset else None
-    return result
+def load(folder: str) -> SimpleNamespace:
+    return SimpleNamespace(**{name: np.load(Path(folder) / f"{name}.npy") for name in ARRAYS})
 
 
-def run_accuracy(task: dict[str, Any]) -> dict[str, Any]:
-    import contenders
+def measure(task: dict[str, Any]) -> dict[str, Any]:
+    kind, name = task["kind"], task.get("contender")
+    if name in ("torch", "torch-fused", "sklearn"):
+        try:  # before the data, so a missing library costs no load
+            __import__("sklearn.neural_network" if name == "sklearn" else "torch")
+        except ImportError as err:
+            return {"status": "skipped", "reason": f"not importable here: {err}"}
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(task["threads"])
+    data = load(task["data"])
+    if kind == "accuracy":
+        if name == "chainrule":
+            return contenders.accuracy_chainrule(data, task["max_epochs"])
+        return contenders.accuracy_torch(data, task["max_epochs"], fused=name == "torch-fused")
+    time_it = getattr(contenders, f"time_{'chainrule' if name == 'baseline' else name}")
+    case = contenders.CASES[task["case"]]
+    return time_it(case, data, task["warmup_steps"], task["timed_epochs"])
 
-    recipe = AccuracyRecipe(**task["recipe"])
-    reason = missing(task["contender"])
-    if reason is not None:
-        return {"status": "skipped", "reason": reason}
-    data = load_data(recipe.dataset, task)
-    if task["contender"] == "chainrule":
-        return contenders.accuracy_chainrule(recipe, data, task["seed"])
-    fused = task["contender"] == "torch-fused"
-    return contenders.accuracy_torch(recipe, data, task["threads"], task["seed"], fused)
 
+def blas() -> dict[str, Any]:
+    """The BLAS pools this process ran on (threadpoolctl), torch's own build, chainrule's source."""
+    from threadpoolctl import threadpool_info
 
-def run_scalar(task: dict[str, Any]) -> dict[str, Any]:
-    import scalar_engine
-
-    return scalar_engine.run(task["terms"], task["depth"], task["rounds"])
+    pools = [
+        f"{p['internal_api']} {p['version']} ({Path(p['filepath']).name}, "
+        f"{p.get('architecture') or '?'} kernel, {p['num_threads']} threads)"
+        for p in threadpool_info()
+        if p["user_api"] == "blas"
+    ]
+    out: dict[str, Any] = {"pools": pools}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        build = torch.__config__.show()
+        info = build.split("BLAS_INFO=")[1].split(",")[0] if "BLAS_INFO=" in build else "?"
+        out["torch"] = (
+            f"torch {torch.__version__}: BLAS_INFO={info}, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+        )
+    if "chainrule" in sys.modules:
+        out["chainrule"] = str(Path(sys.modules["chainrule"].__file__).parents[1])
+    return out
 
 
 def main(argv: list[str]) -> int:
-    task = json.loads(argv[1])
-    from chainrule.errors import DataNotFoundError
+    from threadpoolctl import threadpool_limits
 
-    limits = sysinfo.limit_threads(task["threads"])  # noqa: F841  (held for the process's life)
-    runners = {
-        "prepare": run_prepare,
-        "epoch": run_epoch,
-        "accuracy": run_accuracy,
-        "scalar": run_scalar,
-    }
-    try:
-        result = runners[task["kind"]](task)
-        result.setdefault("status", "ok")
-    except DataNotFoundError as err:
-        result = {"status": "skipped", "reason": f"data not found: {str(err).splitlines()[0]}"}
-    result["maxrss_mib"] = sysinfo.maxrss_mib()
-    # Pools are listed after the work: libraries load some of theirs only on first use.
-    result["blas"] = sysinfo.blas_info()
-    if "torch" in sys.modules:
-        result["torch_config"] = sysinfo.torch_config()
-    result["numpy"] = np.__version__
-    Path(task["out"]).write_text(json.dumps(result))
+    task = json.loads(argv[1])
+    with threadpool_limits(limits=task.get("threads", 1)):  # pools loaded later: the env vars
+        result = prepare(task) if task["kind"] == "prepare" else measure(task)
+    result.setdefault("status", "ok")
+    result["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
+    result["blas"] = blas()  # after the work: libraries load some of their pools on first use
+    Path(argv[2]).write_text(json.dumps(result))
     return 0
 
 

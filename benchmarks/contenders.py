@@ -1,15 +1,16 @@
-"""The contenders: one epoch of mini-batch SGD by chainrule, PyTorch, scikit-learn, and the floor.
+"""The cases, and what each contender does in one child process: train (or multiply) and time it.
 
-Each ``time_*`` function trains (or, for the floor, multiplies) for a short warm-up and then for
-``timed_epochs`` full epochs over ``data.X_train`` and returns the seconds of each timed epoch.
-The conventions they share, so the numbers compare like with like:
+Every contender agrees on the work, so the seconds compare like with like:
 
 - float32 throughout; weights stored [out x in]; scores = x @ W.T + b.
-- initial weights: chainrule's own (He N(0, 2/fan_in) for the hidden layer, N(0, 1/fan_in) for
-  the output layer, N(0, 1e-3^2) for the linear classifier; zero biases). torch copies them.
-- loss: mean softmax cross-entropy + reg * sum(W**2) over the weights, not the biases.
-- plain SGD at the case's learning rate; each epoch a fresh permutation, mini-batches gathered
-  by fancy indexing.
+- initial weights: chainrule's own; torch copies them (scikit-learn cannot take them).
+- loss: the mean softmax cross-entropy plus reg * sum(W**2) over the weights, not the biases.
+- plain SGD at the case's learning rate; epoch e shuffles with ``epoch_rng(e)``, whose
+  first draw is the permutation (as in ``chainrule.fit``), and gathers batches by fancy indexing.
+
+The chainrule contender calls only the public API the README shows (``fit``, ``TwoLayerNet``,
+``LinearClassifier``, ``SGD``, ``Adam``, ``softmax_loss``, ``evaluate``), so one harness times
+two source trees of chainrule side by side (run.py --baseline).
 """
 
 from __future__ import annotations
@@ -17,364 +18,305 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from cases import AccuracyRecipe, Case
+
+@dataclass(frozen=True)
+class Case:
+    """One speed case. hidden_size None: the linear softmax classifier (D -> K)."""
+
+    name: str
+    dataset: str  # a name for chainrule.data.load
+    input_size: int
+    hidden_size: int | None
+    num_classes: int
+    batch_size: int
+    learning_rate: float  # only needs to keep training stable: speed does not depend on it
+    reg: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The case with its title and architecture, as the results file records it."""
+        sizes = (self.input_size, self.hidden_size, self.num_classes)
+        kind = ", linear softmax" if self.hidden_size is None else ""
+        title = f"{DATASETS[self.dataset]}{kind}, batch {self.batch_size}"
+        arch = "-".join(str(s) for s in sizes if s is not None)
+        return asdict(self) | {"title": title, "architecture": arch}
 
 
-def _warmup_data(data: Any, rows: int) -> SimpleNamespace:
-    """The first ``rows`` training rows (views, no copy) as a small data set for warming up."""
-    rows = min(rows, len(data.X_train))
-    return SimpleNamespace(
-        X_train=data.X_train[:rows],
-        y_train=data.y_train[:rows],
-        X_val=data.X_val[:256],
-        y_val=data.y_val[:256],
+DATASETS = {"fashion-mnist": "Fashion-MNIST", "cifar10-jpeg": "CIFAR-10 (JPEG)"}
+CASES = {
+    c.name: c
+    for c in (
+        Case("fmnist-128", "fashion-mnist", 784, 512, 10, 128, 1e-2, 1e-4),
+        Case("cifar-200", "cifar10-jpeg", 3072, 1000, 10, 200, 1e-3, 1e-4),
+        Case("cifar-linear", "cifar10-jpeg", 3072, None, 10, 200, 1e-3, 1e-4),
     )
+}
+# One net and the linear classifier: both code paths of every contender.
+QUICK_CASES = ("fmnist-128", "cifar-linear")
+
+# Time to a test accuracy: one recipe that chainrule and torch both follow.
+ACCURACY = Case("accuracy", "fashion-mnist", 784, 512, 10, 128, 1e-3, 0.0)
+ACCURACY_TARGET = 0.89
 
 
-def chainrule_model(case: Case | AccuracyRecipe, seed: int) -> Any:
-    """The case's model with chainrule's initialization (torch copies these weights)."""
+def epoch_rng(epoch: int) -> np.random.Generator:
+    """The generator that shuffles epoch ``epoch``: the same batches for every contender."""
+    return np.random.default_rng([12345, epoch])
+
+
+def subset(data: Any, rows: int) -> SimpleNamespace:
+    """The first ``rows`` training rows (views) and a little validation data: for warming up."""
+    X, y = data.X_train[:rows], data.y_train[:rows]
+    return SimpleNamespace(X_train=X, y_train=y, X_val=data.X_val[:256], y_val=data.y_val[:256])
+
+
+def chainrule_model(case: Case) -> Any:
     from chainrule.nn import LinearClassifier, TwoLayerNet
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0)
     if case.hidden_size is None:
-        return LinearClassifier(case.input_size, case.num_classes, rng)
-    return TwoLayerNet(case.input_size, case.hidden_size, case.num_classes, rng)
+        return LinearClassifier(input_size=case.input_size, num_classes=case.num_classes, rng=rng)
+    return TwoLayerNet(
+        input_size=case.input_size,
+        hidden_size=case.hidden_size,
+        num_classes=case.num_classes,
+        rng=rng,
+    )
 
 
-# --- chainrule ----------
+def _chainrule_epochs(case: Case, data: Any, optimizer: Any, model: Any, epochs: range) -> Any:
+    """``fit`` one epoch per call, epoch e shuffled by epoch_rng(e); yields each EpochRecord.
+    (Epoch 0 is the warm-up's, on a subset; the timed epochs are 1, 2, ...)"""
+    import chainrule
+
+    for epoch in epochs:
+        history = chainrule.fit(
+            model,
+            data,
+            loss=chainrule.losses.softmax_loss,
+            optimizer=optimizer,
+            epochs=1,
+            batch_size=case.batch_size,
+            reg=case.reg,
+            rng=epoch_rng(epoch),
+            progress=False,
+        )
+        yield history.epochs[0]
 
 
-def chainrule_setup(case: Case, seed: int, train_eval_size: int) -> tuple[Any, dict[str, Any]]:
-    """The case's model and the ``fit`` keyword arguments every chainrule measurement uses:
-    plain SGD at the case's rate, its batch size and reg, a generator seeded ``seed + 1``."""
+def time_chainrule(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> dict[str, Any]:
+    """chainrule's ``fit``; the time is EpochRecord.seconds (the steps, not the evaluation)."""
     from chainrule.optim import SGD
 
-    model = chainrule_model(case, seed)
-    options = dict(
-        optimizer=SGD(model.parameters(), case.learning_rate),
-        batch_size=case.batch_size,
-        reg=case.reg,
-        rng=np.random.default_rng(seed + 1),
-        progress=False,
-        train_eval_size=train_eval_size,
-    )
-    return model, options
+    model = chainrule_model(case)
+    optimizer = SGD(model.parameters(), learning_rate=case.learning_rate)
+    warmup = subset(data, warmup_steps * case.batch_size)
+    for _ in _chainrule_epochs(case, warmup, optimizer, model, range(1)):
+        pass
+    records = list(_chainrule_epochs(case, data, optimizer, model, range(1, timed_epochs + 1)))
+    return {"seconds": [r.seconds for r in records], "loss": [r.loss for r in records]}
 
 
-def time_chainrule(
-    case: Case, data: Any, warmup_steps: int, timed_epochs: int, seed: int
-) -> dict[str, Any]:
-    """chainrule's own ``fit``, one epoch per call; EpochRecord.seconds covers the steps only."""
-    from chainrule import fit
-
-    # fit's accuracy checks are not timed; keep them short
-    model, options = chainrule_setup(case, seed, train_eval_size=1000)
-    fit(model, _warmup_data(data, warmup_steps * case.batch_size), epochs=1, **options)
-    seconds, losses, walls = [], [], []
-    for _ in range(timed_epochs):
-        start = time.perf_counter()
-        history = fit(model, data, epochs=1, **options)
-        walls.append(time.perf_counter() - start)
-        seconds.append(history.epochs[0].seconds)
-        losses.append(history.epochs[0].loss)
-    return {"epoch_seconds": seconds, "fit_call_seconds": walls, "loss": losses}
-
-
-# --- PyTorch ----------
-
-
-def torch_model(case: Case | AccuracyRecipe, seed: int) -> tuple[Any, list[Any]]:
-    """Linear-ReLU-Linear (or one Linear) with chainrule's initial weights; also the weights."""
+def torch_model(case: Case) -> tuple[Any, list[Any]]:
+    """Linear-ReLU-Linear (or one Linear) with chainrule's initial weights; also its weights."""
     import torch
 
-    source = chainrule_model(case, seed)
+    source = chainrule_model(case)
     if case.hidden_size is None:
         model = torch.nn.Linear(case.input_size, case.num_classes)
-        layers = [(model, source.W, source.b)]
+        pairs = [(model, "W", "b")]
     else:
         model = torch.nn.Sequential(
             torch.nn.Linear(case.input_size, case.hidden_size),
             torch.nn.ReLU(),
             torch.nn.Linear(case.hidden_size, case.num_classes),
         )
-        layers = [(model[0], source.W1, source.b1), (model[2], source.W2, source.b2)]
+        pairs = [(model[0], "W1", "b1"), (model[2], "W2", "b2")]
     with torch.no_grad():
-        for layer, W, b in layers:
-            layer.weight.copy_(torch.from_numpy(W.data))
-            layer.bias.copy_(torch.from_numpy(b.data))
-    return model, [layer.weight for layer, _, _ in layers]
+        for layer, W, b in pairs:
+            layer.weight.copy_(torch.from_numpy(np.asarray(getattr(source, W).data)))
+            layer.bias.copy_(torch.from_numpy(np.asarray(getattr(source, b).data)))
+    return model, [layer.weight for layer, _, _ in pairs]
 
 
-def _torch_epoch(
-    model: Any,
-    weights: list[Any],
-    optimizer: Any,
-    X: Any,
-    y: Any,
-    batch_size: int,
-    reg: float,
-    rng: np.random.Generator,
+def torch_optimizer(
+    case: Case, model: Any, weights: list[Any], adam: bool = False, fused: bool = False
+) -> Any:
+    """torch.optim.SGD (or Adam), with L2 PyTorch's own (and quickest) way: ``weight_decay =
+    2 * reg`` on the weights, none on the biases; the gradient of reg * sum(W**2) is 2 * reg * W."""
+    import torch
+
+    chosen = {id(W) for W in weights}
+    others = [p for p in model.parameters() if id(p) not in chosen]
+    groups = [
+        {"params": weights, "weight_decay": 2 * case.reg},
+        {"params": others, "weight_decay": 0.0},
+    ]
+    if adam:  # fused=None: PyTorch's default, a loop over the parameters, several kernels each
+        return torch.optim.Adam(
+            groups, lr=case.learning_rate, betas=(0.9, 0.999), eps=1e-8, fused=fused or None
+        )
+    return torch.optim.SGD(groups, lr=case.learning_rate)
+
+
+def torch_epoch(
+    case: Case, model: Any, weights: list[Any], optimizer: Any, X: Any, y: Any, epoch: int
 ) -> tuple[float, float]:
-    """One epoch over X (N, D), y (N,) as torch tensors; (seconds, mean loss)."""
+    """One epoch over X (N, D), y (N,) as torch tensors: (seconds, mean loss with the L2 term)."""
     import torch
     import torch.nn.functional as F
 
-    n = len(X)
     start = time.perf_counter()
-    order = torch.from_numpy(rng.permutation(n))
-    rng.integers(2**63)  # fit draws an augmentation key per epoch: keep the generators in step
+    order = torch.from_numpy(epoch_rng(epoch).permutation(len(X)))
     loss_sum = 0.0
-    for i in range(0, n, batch_size):
-        idx = order[i : i + batch_size]
+    for i in range(0, len(X), case.batch_size):
+        idx = order[i : i + case.batch_size]
         penalty = 0.0
-        if reg > 0:  # before the forward pass, where chainrule's fit takes it too (see fit)
+        if case.reg > 0:  # its value only, before the forward pass, as chainrule's fit takes it
             with torch.no_grad():
-                penalty = reg * sum(float(torch.dot(W.view(-1), W.view(-1))) for W in weights)
-        scores = model(X[idx])
-        loss = F.cross_entropy(scores, y[idx])
-        # chainrule reads every step's loss too, the L2 term's value included
-        value = loss.item() + penalty
+                penalty = case.reg * sum(float(torch.dot(W.view(-1), W.view(-1))) for W in weights)
+        loss = F.cross_entropy(model(X[idx]), y[idx])
+        value = loss.item() + penalty  # chainrule reads every step's loss too
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()  # the L2 gradient: the optimizer's weight_decay (torch_param_groups)
+        optimizer.step()
         loss_sum += value * len(idx)
-    return time.perf_counter() - start, loss_sum / n
+    return time.perf_counter() - start, loss_sum / len(X)
 
 
-def torch_param_groups(model: Any, weights: list[Any], reg: float) -> list[dict[str, Any]]:
-    """The parameters for a torch optimizer, the L2 term PyTorch's own (and quickest) way:
-    ``weight_decay = 2 * reg`` on the weights, none on the biases. The gradient of
-    ``reg * sum(W**2)`` is ``2 * reg * W``: the same maths as chainrule's ``fit(reg=...)``."""
-    chosen = {id(W) for W in weights}
-    others = [p for p in model.parameters() if id(p) not in chosen]
-    return [{"params": weights, "weight_decay": 2 * reg}, {"params": others, "weight_decay": 0.0}]
-
-
-def time_torch(
-    case: Case, data: Any, threads: int, warmup_steps: int, timed_epochs: int, seed: int
-) -> dict[str, Any]:
-    """PyTorch (CPU, eager, float32) with the same model, loss, SGD, batches and shuffling."""
+def time_torch(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> dict[str, Any]:
+    """PyTorch (CPU, eager, float32): the same model, loss, SGD, batches and shuffling."""
     import torch
 
-    torch.set_num_threads(threads)
-    model, weights = torch_model(case, seed)
-    optimizer = torch.optim.SGD(torch_param_groups(model, weights, case.reg), lr=case.learning_rate)
-    rng = np.random.default_rng(seed + 1)
+    model, weights = torch_model(case)
+    optimizer = torch_optimizer(case, model, weights)
     X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)  # shared, not copied
-    rows = min(warmup_steps * case.batch_size, len(X))
-    args = (case.batch_size, case.reg, rng)
-    _torch_epoch(model, weights, optimizer, X[:rows], y[:rows], *args)
-    seconds, losses = [], []
-    for _ in range(timed_epochs):
-        s, loss = _torch_epoch(model, weights, optimizer, X, y, *args)
-        seconds.append(s)
-        losses.append(loss)
-    return {"epoch_seconds": seconds, "loss": losses}
-
-
-# --- scikit-learn ----------
+    rows = warmup_steps * case.batch_size
+    torch_epoch(case, model, weights, optimizer, X[:rows], y[:rows], 0)
+    timed = [
+        torch_epoch(case, model, weights, optimizer, X, y, e) for e in range(1, timed_epochs + 1)
+    ]
+    return {"seconds": [s for s, _ in timed], "loss": [loss for _, loss in timed]}
 
 
 def sklearn_alpha(reg: float, batch_size: int) -> float:
-    """scikit-learn's ``alpha`` equal to our ``reg``.
-
-    scikit-learn adds (alpha / 2) * ||W||^2 / n_batch to each batch's mean loss, so its weight
-    gradient gets alpha * W / n_batch; ours is reg * ||W||^2 with gradient 2 * reg * W. Equal
-    when alpha = 2 * reg * batch_size (exact for full batches; the last, smaller batch of an
-    epoch gets a slightly stronger penalty in scikit-learn).
-    """
+    """scikit-learn's ``alpha`` for our ``reg``: it adds alpha / 2 * ||W||^2 / n_batch to each
+    batch's loss (weight gradient alpha * W / n_batch), we add reg * ||W||^2 (gradient 2 reg W).
+    Exact for full batches; an epoch's last, smaller batch gets a slightly stronger penalty."""
     return 2.0 * reg * batch_size
 
 
-def time_sklearn(
-    case: Case, data: Any, warmup_steps: int, timed_epochs: int, seed: int
-) -> dict[str, Any]:
-    """MLPClassifier(solver="sgd", no momentum), one ``partial_fit`` (= one epoch) per timing."""
+def time_sklearn(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> dict[str, Any]:
+    """MLPClassifier(solver="sgd") without momentum; one ``partial_fit`` is one epoch. It draws
+    its own (Glorot) initial weights and shuffles with its own generator: speed depends on
+    neither. Timed: the whole call, its input validation included."""
     from sklearn.neural_network import MLPClassifier
 
     clf = MLPClassifier(
         hidden_layer_sizes=() if case.hidden_size is None else (case.hidden_size,),
-        activation="relu",
         solver="sgd",
-        learning_rate="constant",
         learning_rate_init=case.learning_rate,
         momentum=0.0,
         nesterovs_momentum=False,
         batch_size=case.batch_size,
         alpha=sklearn_alpha(case.reg, case.batch_size),
-        shuffle=True,
-        random_state=seed,
-        early_stopping=False,
+        random_state=0,
     )
-    classes = np.arange(case.num_classes)
-    rows = min(warmup_steps * case.batch_size, len(data.X_train))
+    rows = warmup_steps * case.batch_size
     seconds, losses = [], []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        clf.partial_fit(data.X_train[:rows], data.y_train[:rows], classes=classes)
+        warnings.simplefilter("ignore")  # "stochastic optimizer: maximum iterations reached"
+        clf.partial_fit(
+            data.X_train[:rows], data.y_train[:rows], classes=np.arange(case.num_classes)
+        )
         for _ in range(timed_epochs):
             start = time.perf_counter()
             clf.partial_fit(data.X_train, data.y_train)
             seconds.append(time.perf_counter() - start)
             losses.append(float(clf.loss_))
-    return {
-        "epoch_seconds": seconds,
-        "loss": losses,
-        "coef_dtype": str(clf.coefs_[0].dtype),
-        "alpha": clf.alpha,
-    }
+    if clf.coefs_[0].dtype != np.float32:
+        raise TypeError(f"scikit-learn trained in {clf.coefs_[0].dtype}, not float32")
+    return {"seconds": seconds, "loss": losses}
 
 
-# --- the floor ----------
-
-
-def time_floor(
-    case: Case, data: Any, warmup_steps: int, timed_epochs: int, seed: int
-) -> dict[str, Any]:
+def time_floor(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> dict[str, Any]:
     """The matrix products of a training step in NumPy float32, and nothing else.
 
-    Two-layer net, five products per batch: S1 = X W1^T, S2 = H W2^T; dW2 = dS^T H, dH = dS W2,
+    Two-layer net, five per batch: S1 = X W1^T, S2 = H W2^T; dW2 = dS^T H, dH = dS W2,
     dW1 = dH^T X (no dX: the input needs no gradient). Linear classifier, two: S = X W^T,
-    dW = dS^T X. Batches are contiguous slices of X_train; every product writes into a buffer
-    allocated once. Also measures, apart, what gathering one epoch's shuffled batches costs.
+    dW = dS^T X. Contiguous slices of X_train, every product into a buffer allocated once: nothing
+    training on this BLAS can be faster. Also times, apart, gathering one epoch's shuffled batches.
     """
-    rng = np.random.default_rng(seed)
-    X = np.ascontiguousarray(data.X_train)
-    n, D = X.shape
-    B, K = case.batch_size, case.num_classes
+    rng = np.random.default_rng(0)
+    X, B, K = np.ascontiguousarray(data.X_train), case.batch_size, case.num_classes
+    H = case.hidden_size or K  # the linear classifier: its "hidden layer" is the scores
+    # math.sqrt, a Python float: a NumPy float64 scalar would make the weights float64
+    W1 = rng.standard_normal((H, X.shape[1]), dtype=np.float32) * math.sqrt(2 / X.shape[1])
+    W2 = rng.standard_normal((K, H), dtype=np.float32) * math.sqrt(1 / H)
+    dS = rng.standard_normal((B, K), dtype=np.float32)
+    hidden, dhidden = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
+    S, dW1, dW2 = np.empty((B, K), np.float32), np.empty_like(W1), np.empty_like(W2)
 
-    def randn(*shape: int) -> np.ndarray:
-        return rng.standard_normal(shape, dtype=np.float32)
+    def epoch(rows: int) -> float:
+        start = time.perf_counter()
+        for i in range(0, rows, B):
+            x = X[i : i + B]
+            h, b = hidden[: len(x)], len(x)
+            np.matmul(x, W1.T, out=h)
+            if case.hidden_size is None:
+                np.matmul(dS[:b].T, x, out=dW1)
+                continue
+            np.matmul(h, W2.T, out=S[:b])
+            np.matmul(dS[:b].T, h, out=dW2)
+            np.matmul(dS[:b], W2, out=dhidden[:b])
+            np.matmul(dhidden[:b].T, x, out=dW1)
+        return time.perf_counter() - start
 
-    if case.hidden_size is None:
-        W, dS, S, dW = randn(K, D) * 1e-3, randn(B, K), np.empty((B, K), np.float32), randn(K, D)
-        arrays = [X, W, dS, S, dW]
-
-        def epoch(rows: int) -> float:
-            start = time.perf_counter()
-            for i in range(0, rows, B):
-                x = X[i : i + B]
-                b = len(x)
-                np.matmul(x, W.T, out=S[:b])
-                np.matmul(dS[:b].T, x, out=dW)
-            return time.perf_counter() - start
-    else:
-        H = case.hidden_size
-        # math.sqrt, a Python float: a NumPy float64 scalar would make the weights float64.
-        W1, W2 = randn(H, D) * math.sqrt(2 / D), randn(K, H) * math.sqrt(1 / H)
-        dS = randn(B, K)
-        hidden, dhidden, S = (np.empty(s, np.float32) for s in ((B, H), (B, H), (B, K)))
-        dW1, dW2 = np.empty_like(W1), np.empty_like(W2)
-        arrays = [X, W1, W2, dS, hidden, dhidden, S, dW1, dW2]
-
-        def epoch(rows: int) -> float:
-            start = time.perf_counter()
-            for i in range(0, rows, B):
-                x = X[i : i + B]
-                b = len(x)
-                h = hidden[:b]
-                np.matmul(x, W1.T, out=h)
-                np.matmul(h, W2.T, out=S[:b])
-                np.matmul(dS[:b].T, h, out=dW2)
-                np.matmul(dS[:b], W2, out=dhidden[:b])
-                np.matmul(dhidden[:b].T, x, out=dW1)
-            return time.perf_counter() - start
-
-    if any(a.dtype != np.float32 for a in arrays):  # float64 products would be no floor
-        raise TypeError(f"the floor must run in float32, got {[str(a.dtype) for a in arrays]}")
-    epoch(min(warmup_steps * B, n))
-    seconds = [epoch(n) for _ in range(timed_epochs)]
-    # Not part of the floor: the cost every real contender pays to gather shuffled batches.
-    order = np.random.default_rng(seed + 1).permutation(n)
-    start = time.perf_counter()
-    for i in range(0, n, B):
-        idx = order[i : i + B]
-        _ = X[idx], data.y_train[idx]
-    gather = time.perf_counter() - start
-    return {"epoch_seconds": seconds, "gather_seconds": gather}
+    if any(a.dtype != np.float32 for a in (X, W1, W2, dS)):  # float64 products are no floor
+        raise TypeError("the floor must run in float32")
+    epoch(min(warmup_steps * B, len(X)))
+    seconds = [epoch(len(X)) for _ in range(timed_epochs)]
+    order, start = epoch_rng(1).permutation(len(X)), time.perf_counter()
+    for i in range(0, len(X), B):
+        _ = X[order[i : i + B]], data.y_train[order[i : i + B]]
+    return {"seconds": seconds, "gather_seconds": time.perf_counter() - start}
 
 
-# --- time to reach a test accuracy ----------
-
-
-def accuracy_chainrule(recipe: AccuracyRecipe, data: Any, seed: int) -> dict[str, Any]:
-    """Train with ``fit`` one epoch at a time until the test accuracy reaches the target."""
-    from chainrule import evaluate, fit
+def accuracy_chainrule(data: Any, max_epochs: int) -> dict[str, Any]:
+    """The ACCURACY recipe with ``fit`` and Adam, an epoch at a time, until the target."""
+    from chainrule import evaluate
     from chainrule.optim import Adam
 
-    model = chainrule_model(recipe, seed)
-    optimizer = Adam(model.parameters(), recipe.learning_rate)
-    rng = np.random.default_rng(seed + 1)
+    model = chainrule_model(ACCURACY)
+    optimizer = Adam(model.parameters(), learning_rate=ACCURACY.learning_rate)
     seconds, accuracy = [], []
-    for _ in range(recipe.max_epochs):
-        history = fit(
-            model,
-            data,
-            optimizer=optimizer,
-            epochs=1,
-            batch_size=recipe.batch_size,
-            reg=recipe.reg,
-            rng=rng,
-            progress=False,
-            train_eval_size=1000,
-        )
-        seconds.append(history.epochs[0].seconds)
+    for record in _chainrule_epochs(ACCURACY, data, optimizer, model, range(max_epochs)):
+        seconds.append(record.seconds)
         accuracy.append(evaluate(model, data.X_test, data.y_test))
-        if accuracy[-1] >= recipe.target:
+        if accuracy[-1] >= ACCURACY_TARGET:
             break
-    return _accuracy_result(recipe, seconds, accuracy)
+    return {"seconds": seconds, "accuracy": accuracy}
 
 
-def accuracy_torch(
-    recipe: AccuracyRecipe, data: Any, threads: int, seed: int, fused: bool = False
-) -> dict[str, Any]:
-    """The same recipe in PyTorch: same initial weights, same batches, torch.optim.Adam.
-
-    ``fused=False`` is what ``torch.optim.Adam(params, lr)`` runs on the CPU (a loop over the
-    parameters, several kernels each); ``fused=True`` is PyTorch's opt-in single kernel.
-    """
+def accuracy_torch(data: Any, max_epochs: int, fused: bool) -> dict[str, Any]:
+    """The same recipe in PyTorch: the same initial weights and batches, torch.optim.Adam
+    (``fused``: PyTorch's opt-in single kernel)."""
     import torch
 
-    torch.set_num_threads(threads)
-    model, weights = torch_model(recipe, seed)
-    optimizer = torch.optim.Adam(
-        torch_param_groups(model, weights, recipe.reg),
-        lr=recipe.learning_rate,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        fused=fused or None,  # None: PyTorch's own default
-    )
-    rng = np.random.default_rng(seed + 1)
-    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
-    X_test = torch.from_numpy(data.X_test)
+    model, weights = torch_model(ACCURACY)
+    optimizer = torch_optimizer(ACCURACY, model, weights, adam=True, fused=fused)
+    X, y, X_test = (torch.from_numpy(a) for a in (data.X_train, data.y_train, data.X_test))
     seconds, accuracy = [], []
-    for _ in range(recipe.max_epochs):
-        s, _ = _torch_epoch(model, weights, optimizer, X, y, recipe.batch_size, recipe.reg, rng)
-        seconds.append(s)
+    for epoch in range(max_epochs):
+        seconds.append(torch_epoch(ACCURACY, model, weights, optimizer, X, y, epoch)[0])
         with torch.no_grad():
-            predicted = torch.cat(
-                [model(X_test[i : i + 1024]).argmax(1) for i in range(0, len(X_test), 1024)]
-            )
+            predicted = torch.cat([model(x).argmax(1) for x in X_test.split(1024)])
         accuracy.append(float((predicted.numpy() == data.y_test).mean()))
-        if accuracy[-1] >= recipe.target:
+        if accuracy[-1] >= ACCURACY_TARGET:
             break
-    return _accuracy_result(recipe, seconds, accuracy)
-
-
-def _accuracy_result(
-    recipe: AccuracyRecipe, seconds: list[float], accuracy: list[float]
-) -> dict[str, Any]:
-    reached = bool(accuracy) and accuracy[-1] >= recipe.target
-    return {
-        "reached": reached,
-        "epochs": len(seconds) if reached else None,
-        "train_seconds": float(sum(seconds)) if reached else None,
-        "epochs_run": len(seconds),
-        "epoch_seconds": seconds,
-        "test_accuracy": accuracy,
-    }
+    return {"seconds": seconds, "accuracy": accuracy}
