@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ):
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)  # fails now rather than after the run
+    except OSError as err:
+        p.error(f"--out: {err}")
     counts = (args.rounds, args.timed_epochs, args.accuracy_rounds, args.accuracy_max_epochs)
     if min(*counts, *args.threads) < 1 or args.warmup_steps < 0:
         p.error("rounds, epochs and thread counts must be positive")
@@ -263,7 +267,6 @@ def main(argv: list[str] | None = None) -> int:
             bench.accuracy()
     results["load_average"].append([round(x, 2) for x in os.getloadavg()])
     results["minutes"] = round((time.perf_counter() - started) / 60, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
     for name, write in ("results.json", report.dumps), ("RESULTS.md", report.markdown):
         (args.out / f"{name}.tmp").write_text(write(results))
         (args.out / f"{name}.tmp").replace(args.out / name)  # no half-written file, ever
