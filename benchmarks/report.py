@@ -264,15 +264,22 @@ def reached(run: dict[str, Any]) -> bool:
 
 
 def accuracy_summary(acc: dict[str, Any] | None) -> dict[str, Any]:
-    """chainrule's training seconds to the target over each other contender's, per round."""
-    by_round: dict[int, dict[str, float | None]] = {}
+    """chainrule over each other contender, per round: the training seconds to the target
+    (keyed by the contender's name) and the median seconds per epoch (keyed "NAME per epoch")."""
+    to_target: dict[int, dict[str, float | None]] = {}
+    per_epoch: dict[int, dict[str, float | None]] = {}
     for run in (acc or {}).get("runs", []):
-        seconds = sum(run["seconds"]) if reached(run) else None
-        by_round.setdefault(run["round"], {})[run["contender"]] = seconds
-    ratios = {
-        other: ratio({r: (row.get("chainrule"), row.get(other)) for r, row in by_round.items()})
-        for other in ACCURACY_CONTENDERS[1:]
-    }
+        ok = run.get("status") == "ok" and bool(run["seconds"])
+        to_target.setdefault(run["round"], {})[run["contender"]] = (
+            sum(run["seconds"]) if reached(run) else None
+        )
+        per_epoch.setdefault(run["round"], {})[run["contender"]] = (
+            statistics.median(run["seconds"]) if ok else None
+        )
+    ratios = {}
+    for other in ACCURACY_CONTENDERS[1:]:
+        for key, table in ((other, to_target), (f"{other} per epoch", per_epoch)):
+            ratios[key] = ratio({r: (t.get("chainrule"), t.get(other)) for r, t in table.items()})
     return {k: v for k, v in ratios.items() if v is not None}
 
 
@@ -288,20 +295,24 @@ def accuracy_section(acc: dict[str, Any] | None, summary: dict[str, Any]) -> lis
         f"{acc['threads']} threads, one process each, interleaved rounds. Seconds count the "
         "training steps only.",
         "",
-        "| round | contender | epochs | training s | test accuracy per epoch |",
-        "| ---: | --- | ---: | ---: | --- |",
+        "| round | contender | epochs | training s | s/epoch | test accuracy per epoch |",
+        "| ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for run in acc["runs"]:
         who = (run["round"], LABELS[run["contender"]])
         if run.get("status") != "ok":
-            out.append(row(*who, why(run), "", ""))
+            out.append(row(*who, why(run), "", "", ""))
             continue
         total = f"{sum(run['seconds']):.2f}" if reached(run) else "not reached"
         accuracy = ", ".join(f"{a:.4f}" for a in run["accuracy"])
-        out.append(row(*who, len(run["seconds"]), total, accuracy))
+        per_epoch = f"{statistics.median(run['seconds']):.3f}"
+        out.append(row(*who, len(run["seconds"]), total, per_epoch, accuracy))
     out.append("")
-    for other, r in summary.items():
-        out.append(f"- chainrule / {LABELS[other]}: {cell_text(r)}")
+    for key, r in summary.items():
+        name, _, per_epoch = key.partition(" ")
+        out.append(
+            f"- chainrule / {LABELS[name]}{', ' + per_epoch if per_epoch else ''}: {cell_text(r)}"
+        )
     return [*out, ""]
 
 

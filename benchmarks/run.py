@@ -1,6 +1,6 @@
 """Speed and memory of chainrule against PyTorch, scikit-learn and the matmul floor, side by side.
 
-    python benchmarks/run.py                    # the full run (~20 min on 2 quiet cores)
+    python benchmarks/run.py                    # the full run (~15-20 min on 2 quiet cores)
     python benchmarks/run.py --quick            # checks that everything runs (under 2 minutes)
     python benchmarks/run.py --baseline REV     # also times chainrule at commit REV: new / old
 
@@ -204,7 +204,8 @@ class Bench:
             for job in jobs:
                 for name in names[k:] + names[:k]:
                     row = {"round": r} | {k: job[k] for k in ("case", "threads") if k in job}
-                    log(f"[{len(runs) + 1}/{total}] {' '.join(map(str, row.values()))} {name}")
+                    what = f"round {r}, {job.get('case', 'time to 89%')}, {job['threads']} thr."
+                    log(f"[{len(runs) + 1}/{total}] {what}: {name}")
                     src = self.sources.get(name, REPO / "src")
                     res = self.child(job | {"contender": name}, job["threads"], src)
                     blas = res.pop("blas", None)

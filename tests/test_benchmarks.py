@@ -90,9 +90,13 @@ def test_time_to_accuracy_is_judged_on_the_median_of_per_round_ratios() -> None:
     assert ratios["torch-fused"]["median"] == pytest.approx(1.5)
     # a contender that never reached the target has no ratio; the table says so
     slow = {"threads": 2, "runs": [race(1, "chainrule", 9.0), race(1, "torch", 30.0, False)]}
-    assert report.accuracy_summary(slow) == {}
-    assert "| 1 | PyTorch (CPU, eager) | 2 | not reached | 0.8500, 0.8850 |" in "\n".join(
-        report.accuracy_section(slow, {})
+    summary = report.accuracy_summary(slow)
+    assert "torch" not in summary
+    # the seconds per epoch compare still: what the target's crossing, a matter of rounding on a
+    # plateau of test accuracy, does not decide
+    assert summary["torch per epoch"]["median"] == pytest.approx(9.0 / 30.0)
+    assert "| 1 | PyTorch (CPU, eager) | 2 | not reached | 15.000 | 0.8500, 0.8850 |" in "\n".join(
+        report.accuracy_section(slow, summary)
     )
 
 
