@@ -31,7 +31,6 @@ def prepare(task: dict[str, Any]) -> dict[str, Any]:
     """Load ``task["dataset"]`` as every contender gets it (float32 rows, pixels centred, 10% of
     the training images held out) and save it to ``task["folder"]``; or say why it is missing."""
     import chainrule
-    from chainrule.errors import DataNotFoundError
 
     cifar = task["dataset"] == "cifar10-jpeg"
     max_train, max_test = task["max_rows"]
@@ -44,7 +43,7 @@ def prepare(task: dict[str, Any]) -> dict[str, Any]:
             max_train=max_train,
             max_test=max_test,
         )
-    except DataNotFoundError as err:
+    except chainrule.DataNotFoundError as err:
         return {"status": "skipped", "reason": str(err).splitlines()[0]}
     Path(task["folder"]).mkdir(parents=True)
     for name in ARRAYS:
