@@ -357,3 +357,49 @@ def test_affine_relu_agrees_with_relu_at_infinities_and_nan():
         apart = gates.ReLU().forward(pre)
     np.testing.assert_array_equal(fused, apart)
     assert fused[0, 0] == 0 and not np.signbit(fused[0, 0])
+
+
+# --- 0-d inputs: NumPy's ufuncs give scalars there, the gates must still give arrays ----------
+
+SCALAR_GATES = [
+    (gates.Add, 2),
+    (gates.Sub, 2),
+    (gates.Mul, 2),
+    (gates.Div, 2),
+    (gates.Maximum, 2),
+    (gates.Neg, 1),
+    (lambda: gates.Pow(2.0), 1),
+    (lambda: gates.Pow(0.5), 1),
+    (lambda: gates.Pow(0.0), 1),
+    (gates.Exp, 1),
+    (gates.Log, 1),
+    (gates.ReLU, 1),
+    (gates.Sigmoid, 1),
+    (gates.Tanh, 1),
+    (gates.Sum, 1),
+    (gates.Mean, 1),
+    (lambda: gates.Reshape(()), 1),
+    (gates.Transpose, 1),
+    (gates.SumOfSquares, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SCALAR_GATES, ids=lambda c: c[0]().name)
+def test_gates_on_0d_inputs_return_0d_arrays_forward_and_backward(case, dtype):
+    make, arity = case
+    xs = [np.array(v, dtype) for v in (0.7, 1.3)[:arity]]
+    gate = make()
+    out = gate.forward(*xs)
+    assert type(out) is np.ndarray and out.shape == () and out.dtype == dtype
+    grads = gate.backward(np.array(1.5, dtype))
+    assert len(grads) == arity
+    for g in grads:
+        assert type(g) is np.ndarray and g.shape == () and g.dtype == dtype
+    # and the values: the same gate on one-element arrays, where ufuncs return arrays
+    one = make()
+    want_out = one.forward(*(x.reshape(1) for x in xs))
+    want_grads = one.backward(np.full(want_out.shape, 1.5, dtype))
+    np.testing.assert_array_equal(out.reshape(-1), np.reshape(want_out, -1))
+    for g, w in zip(grads, want_grads):
+        np.testing.assert_array_equal(g.reshape(-1), np.reshape(w, -1))

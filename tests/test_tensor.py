@@ -30,6 +30,49 @@ def test_gradients_accumulate_where_a_tensor_is_used_twice():
     assert c.grad == 27.0
 
 
+def test_a_scalar_intermediate_used_three_times():
+    # the add's output h first receives the add's shared dout, then two products' gradients
+    w = Tensor(np.array(0.5), requires_grad=True)
+    h = w * 2 + 1
+    (h * h + h).backward()
+    assert w.grad == 10.0  # d/dw (h^2 + h) = (2h + 1) * 2 at h = 2
+    assert type(w.grad) is np.ndarray and w.grad.shape == ()
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+@pytest.mark.parametrize("uses", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("first", ["sum", "product"])
+def test_an_intermediate_used_many_times(shape, uses, first):
+    # f = h*h + (uses - 2) * h, built as separate gates, so h feeds `uses` gate inputs; the
+    # gradient that reaches h first comes from an add (a shared view) or a product (fresh)
+    w = Tensor(np.full(shape, 0.5), requires_grad=True)
+    h = w * 2 + 1
+    terms = [h] * (uses - 2)
+    f = h * h
+    for t in terms:
+        f = (t + f) if first == "sum" else (f + t)
+    f = f.sum() if shape else f
+    f.backward()
+    # df/dw = (2h + uses - 2) * 2 at h = 2
+    np.testing.assert_array_equal(w.grad, np.full(shape, 2.0 * (4 + uses - 2)))
+    assert type(w.grad) is np.ndarray and w.grad.shape == shape
+
+
+@pytest.mark.parametrize("uses", [2, 3, 4, 6])
+def test_a_scalar_leaf_and_a_scalar_root_used_many_times(uses):
+    x = Tensor(3.0, requires_grad=True)
+    f = x
+    for _ in range(uses - 1):
+        f = f * x  # x ** uses
+    f.backward()
+    assert x.grad == uses * 3.0 ** (uses - 1)
+    # a seed added to a root that already holds a gradient (0-d + 0-d) stays an array
+    y = Tensor(2.0, requires_grad=True)
+    for _ in range(uses):
+        y.backward()
+    assert y.grad == uses and type(y.grad) is np.ndarray
+
+
 def test_backward_adds_to_existing_gradients_until_zero_grad():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     (w * 3).sum().backward()

@@ -172,7 +172,7 @@ class Add(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return a + b
+        return np.asarray(a + b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         return unbroadcast(dout, self.a_shape), unbroadcast(dout, self.b_shape)
@@ -187,10 +187,10 @@ class Sub(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return a - b
+        return np.asarray(a - b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
-        return unbroadcast(dout, self.a_shape), unbroadcast(-dout, self.b_shape)
+        return unbroadcast(dout, self.a_shape), unbroadcast(np.asarray(-dout), self.b_shape)
 
 
 class Mul(Gate):
@@ -201,12 +201,12 @@ class Mul(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a, self.b = a, b
-        return a * b
+        return np.asarray(a * b)
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None]:
         a, b = self.a, self.b
-        da = unbroadcast(dout * b, a.shape) if self.needs(0) else None
-        db = unbroadcast(dout * a, b.shape) if self.needs(1) else None
+        da = unbroadcast(np.asarray(dout * b), a.shape) if self.needs(0) else None
+        db = unbroadcast(np.asarray(dout * a), b.shape) if self.needs(1) else None
         return da, db
 
 
@@ -218,12 +218,12 @@ class Div(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a, self.b = a, b
-        return a / b
+        return np.asarray(a / b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         a, b = self.a, self.b
-        da = dout / b
-        return unbroadcast(da, a.shape), unbroadcast(-da * a / b, b.shape)
+        da = np.asarray(dout / b)
+        return unbroadcast(da, a.shape), unbroadcast(np.asarray(-da * a / b), b.shape)
 
 
 class Maximum(Gate):
@@ -239,7 +239,7 @@ class Maximum(Gate):
         broadcast_shape(self.name, a, b)
         self.a_wins = a > b
         self.a_shape, self.b_shape = a.shape, b.shape
-        return np.maximum(a, b)
+        return np.asarray(np.maximum(a, b))
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         da = np.where(self.a_wins, dout, 0).astype(dout.dtype, copy=False)
@@ -256,10 +256,10 @@ class Neg(Gate):
     name = "neg"
 
     def forward(self, x: Array) -> Array:
-        return -x
+        return np.asarray(-x)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (-dout,)
+        return (np.asarray(-dout),)
 
 
 class Pow(Gate):
@@ -275,11 +275,11 @@ class Pow(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return x**self.exponent
+        return np.asarray(x**self.exponent)
 
     def backward(self, dout: Array) -> tuple[Array]:
         p = self.exponent
-        return (dout * (p * self.x ** (p - 1)),)
+        return (np.asarray(dout * (p * self.x ** (p - 1))),)
 
 
 class Exp(Gate):
@@ -288,11 +288,11 @@ class Exp(Gate):
     name = "exp"
 
     def forward(self, x: Array) -> Array:
-        self.out = np.exp(x)
+        self.out = np.asarray(np.exp(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout * self.out,)
+        return (np.asarray(dout * self.out),)
 
 
 class Log(Gate):
@@ -302,10 +302,10 @@ class Log(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return np.log(x)
+        return np.asarray(np.log(x))
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout / self.x,)
+        return (np.asarray(dout / self.x),)
 
 
 class ReLU(Gate):
@@ -318,11 +318,11 @@ class ReLU(Gate):
     name = "relu"
 
     def forward(self, x: Array) -> Array:
-        self.out = relu(x)
+        self.out = np.asarray(relu(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout * (self.out > 0),)
+        return (np.asarray(dout * (self.out > 0)),)
 
 
 class Sigmoid(Gate):
@@ -333,12 +333,12 @@ class Sigmoid(Gate):
     def forward(self, x: Array) -> Array:
         # Written through tanh so that no |x| overflows exp (for x << 0 the result keeps an
         # absolute, not a relative, precision: fine for a gate whose output is added to others).
-        self.out = 0.5 * (np.tanh(0.5 * x) + 1)
+        self.out = np.asarray(0.5 * (np.tanh(0.5 * x) + 1))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
         out = self.out
-        return (dout * out * (1 - out),)
+        return (np.asarray(dout * out * (1 - out)),)
 
 
 class Tanh(Gate):
@@ -347,11 +347,11 @@ class Tanh(Gate):
     name = "tanh"
 
     def forward(self, x: Array) -> Array:
-        self.out = np.tanh(x)
+        self.out = np.asarray(np.tanh(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout * (1 - self.out**2),)
+        return (np.asarray(dout * (1 - self.out**2)),)
 
 
 # --- reductions and shape ----------
@@ -458,7 +458,7 @@ class SumOfSquares(Gate):
         return np.asarray(np.dot(flat, flat), dtype=x.dtype)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (self.x * (2 * dout),)
+        return (np.asarray(self.x * (2 * dout)),)
 
 
 # --- products ----------

@@ -275,7 +275,8 @@ class Tensor:
                 raise ShapeError(
                     f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
                 )
-        self.grad = seed if self.grad is None else self.grad + seed
+        # np.asarray: a sum of two 0-d arrays is a NumPy scalar, and gradients stay arrays.
+        self.grad = seed if self.grad is None else np.asarray(self.grad + seed)
         owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
         order = topological_order(self)
         # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
@@ -324,7 +325,9 @@ class Tensor:
                 else:
                     # Out of place: this array may be shared (add hands one dout to both of
                     # its inputs), and adding into it would corrupt a neighbour's gradient.
-                    parent._grad = held + g
+                    # np.asarray: two 0-d arrays add up to a NumPy scalar, which the next
+                    # contribution could not be added into (a scalar used three times).
+                    parent._grad = np.asarray(held + g)
                     owned.add(id(parent))
             gate.release()
             node._gate, node._inputs = _SPENT, ()
