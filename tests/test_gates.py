@@ -403,3 +403,44 @@ def test_gates_on_0d_inputs_return_0d_arrays_forward_and_backward(case, dtype):
     np.testing.assert_array_equal(out.reshape(-1), np.reshape(want_out, -1))
     for g, w in zip(grads, want_grads):
         np.testing.assert_array_equal(g.reshape(-1), np.reshape(w, -1))
+
+
+# --- pow where p * x**(p-1) meets 0 * inf, 0**0 and negative bases -----------------------------
+
+INF, NAN = np.inf, np.nan
+POW_CASES = [  # (p, x, x**p, d/dx)
+    (0, 0.0, 1, 0),  # x**0 is the constant 1: 0, not 0 * 0**-1 = NaN
+    (0, -2.0, 1, 0),
+    (0, 5.0, 1, 0),
+    (0, INF, 1, 0),
+    (0, -0.0, 1, 0),
+    (1, 0.0, 0, 1),  # 0**0 = 1
+    (1, -2.0, -2, 1),
+    (2, 0.0, 0, 0),
+    (2, -3.0, 9, -6),
+    (3, -2.0, -8, 12),
+    (3, 0.0, 0, 0),
+    (-1, -2.0, -0.5, -0.25),
+    (-2, -2.0, 0.25, 0.25),
+    (-1, 0.0, INF, -INF),
+    (0.5, 0.0, 0, INF),  # vertical tangent: the derivative is infinite
+    (0.5, -0.0, 0, INF),
+    (0.5, 4.0, 2, 0.25),
+    (1.5, 0.0, 0, 0),
+    (-0.5, 4.0, 0.5, -1 / 16),
+    (0.5, -1.0, NAN, NAN),  # a non-integer power of a negative number: NaN, both
+    (2.5, -1.0, NAN, NAN),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("p", "x", "value", "grad"), POW_CASES)
+def test_pow_value_and_derivative_at_the_edges(p, x, value, grad, dtype):
+    for shape in [(), (3,)]:
+        t = Tensor(np.full(shape, x, dtype), requires_grad=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = t**p
+            out.sum().backward()
+        assert out.dtype == dtype and t.grad.dtype == dtype
+        np.testing.assert_array_equal(out.data, np.full(shape, value, dtype))
+        np.testing.assert_array_equal(t.grad, np.full(shape, grad, dtype))

@@ -139,3 +139,22 @@ def test_random_graphs_with_reuse_match_pytorch(program, seed):
         got = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad
         assert type(got) is np.ndarray and got.shape == leaf.shape
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13 * scale, err_msg=f"leaf {i}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pow_and_its_gradient_match_pytorch_on_a_grid(dtype):
+    exponents = [-3, -2, -1.5, -1, -0.5, 0, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 4]
+    # Not -0.0 or -inf: PyTorch computes some powers by other functions (x**-0.5 as rsqrt(x),
+    # which gives -inf at -0.0 and NaN at -inf, where C's pow, and so NumPy, give inf and 0).
+    x = np.array([-3, -2, -1, -0.5, 0.0, 1e-30, 0.5, 1, 2, 3, np.inf, np.nan], dtype)
+    tol = {"rtol": 1e-6} if dtype == np.float32 else {"rtol": 1e-14}
+    for p in exponents:
+        ours = Tensor(x.copy(), requires_grad=True)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = ours**p
+            out.sum().backward()
+        theirs = torch.tensor(x, requires_grad=True)
+        t_out = theirs**p
+        t_out.sum().backward()
+        np.testing.assert_allclose(out.data, t_out.detach().numpy(), err_msg=f"p={p}", **tol)
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), err_msg=f"p={p}", **tol)

@@ -263,7 +263,14 @@ class Neg(Gate):
 
 
 class Pow(Gate):
-    """out = x ** p for a constant p. d/dx = p * x**(p-1)."""
+    """out = x ** p for a constant p. d/dx = p * x**(p-1).
+
+    p = 0: out is the constant 1, so d/dx = 0 everywhere, x = 0 included, where the formula
+    would give 0 * inf = NaN (PyTorch returns 0 too). For every other p the formula's IEEE values
+    are the true derivative or its limit: 1 at x = 0 for p = 1 (0**0 = 1); 0 at x = 0 for p > 1;
+    inf at x = 0 for 0 < p < 1 (x**0.5 is vertical there); exact at negative x for an integer p;
+    NaN at negative x for a non-integer p, where the value x**p is NaN as well.
+    """
 
     name = "pow"
 
@@ -279,6 +286,8 @@ class Pow(Gate):
 
     def backward(self, dout: Array) -> tuple[Array]:
         p = self.exponent
+        if p == 0:
+            return (np.zeros_like(self.x),)
         return (np.asarray(dout * (p * self.x ** (p - 1))),)
 
 
