@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -444,3 +447,83 @@ def test_pow_value_and_derivative_at_the_edges(p, x, value, grad, dtype):
         assert out.dtype == dtype and t.grad.dtype == dtype
         np.testing.assert_array_equal(out.data, np.full(shape, value, dtype))
         np.testing.assert_array_equal(t.grad, np.full(shape, grad, dtype))
+
+
+# --- sigmoid's tails: relative precision on both sides, no overflow, no warnings --------------
+
+
+def sigmoid_reference(x: float) -> tuple[float, float]:
+    """sigmoid(x) and its derivative sigmoid(x) * sigmoid(-x), to 60 digits, as floats."""
+    with decimal.localcontext() as context:
+        context.prec = 60
+        d = decimal.Decimal(float(x))  # exact: every float is a decimal
+        s, c = 1 / (1 + (-d).exp()), 1 / (1 + d.exp())
+        return float(s), float(s * c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_and_its_gradient_keep_relative_precision_in_both_tails(dtype):
+    info = np.finfo(dtype)
+    reach = 110 if dtype == np.float32 else 750  # past where sigmoid(-x) underflows to 0
+    x = np.concatenate([np.linspace(-reach, reach, 4001), [-40, 40, 0, -0.0, 1e-30, -1e-30]])
+    x = x.astype(dtype)
+    t = Tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = t.sigmoid()
+        out.backward(np.ones_like(x))
+    assert out.dtype == dtype and t.grad.dtype == dtype
+    want = np.array([sigmoid_reference(v) for v in x])
+    for got, ref, what in [(out.data, want[:, 0], "value"), (t.grad, want[:, 1], "gradient")]:
+        normal = ref >= info.tiny  # below it, subnormals hold fewer digits: compare absolutely
+        np.testing.assert_allclose(got[normal], ref[normal], rtol=4 * info.eps, err_msg=what)
+        np.testing.assert_allclose(
+            got[~normal], ref[~normal], rtol=0, atol=2 * info.smallest_subnormal, err_msg=what
+        )
+    # the issue's numbers: sigmoid(-40) = 4.2484e-18, not 0, and the same gradient; at +40 the
+    # gradient is sigmoid(-40) too, not out * (1 - out) = 0
+    i, j = np.flatnonzero(x == -40)[0], np.flatnonzero(x == 40)[0]
+    eps = float(info.eps)
+    assert out.data[i] == pytest.approx(4.248354255291589e-18, rel=4 * eps)
+    assert t.grad[i] == pytest.approx(4.248354255291589e-18, rel=6 * eps)
+    assert t.grad[j] == pytest.approx(4.248354255291589e-18, rel=6 * eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_sigmoid_stays_finite_while_sigmoid_is_a_normal_number(dtype):
+    # log(sigmoid(x)) = -log(1 + e**-x) ~ x in the lower tail, its derivative sigmoid(-x) ~ 1.
+    # (Above 0 the log of a number near 1 has only absolute precision: not this test's point.)
+    low = -87.0 if dtype == np.float32 else -708.0
+    x = np.array([low, low / 2, -40.0, -20.0, -1.0, 0.0], dtype)
+    t = Tensor(x, requires_grad=True)
+    out = t.sigmoid().log()
+    out.sum().backward()
+    want_value = [-np.logaddexp(0.0, -float(v)) for v in x]
+    want_grad = [sigmoid_reference(-float(v))[0] for v in x]
+    np.testing.assert_allclose(out.data, want_value, rtol=8 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(t.grad, want_grad, rtol=8 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_sigmoid_at_the_extremes_without_warnings(dtype):
+    big = np.finfo(dtype).max
+    x = np.array([-np.inf, -big, -1e4, 0.0, 1e4, big, np.inf, np.nan], dtype)
+    t = Tensor(x, requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        out = t.sigmoid()
+        out.backward(np.ones_like(x))
+    np.testing.assert_array_equal(out.data, np.array([0, 0, 0, 0.5, 1, 1, 1, np.nan], dtype))
+    np.testing.assert_array_equal(t.grad, np.array([0, 0, 0, 0.25, 0, 0, 0, np.nan], dtype))
+    for v in (-1e4, 0.0, np.nan):  # and on 0-d inputs
+        assert Tensor(np.array(v, dtype)).sigmoid().data.shape == ()
+
+
+def test_tanh_gradient_is_one_minus_out_squared_and_never_nan():
+    # documented in gates.Tanh: where tanh rounds to +-1 the gradient is 0 (sech**2 < 1e-16)
+    x = Tensor(np.array([-1e4, -20.0, -1.0, 0.0, 1.0, 20.0, 1e4]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x.tanh().sum().backward()
+    np.testing.assert_allclose(x.grad, 1 - np.tanh(x.data) ** 2, rtol=1e-15)
+    assert x.grad[[0, 1, 5, 6]].tolist() == [0, 0, 0, 0]

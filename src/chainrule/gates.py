@@ -335,23 +335,44 @@ class ReLU(Gate):
 
 
 class Sigmoid(Gate):
-    """out = 1 / (1 + e**-x). d/dx = out * (1 - out): again only the output is cached."""
+    """out = 1 / (1 + e**-x). d/dx = out * (1 - out) = sigmoid(x) * sigmoid(-x).
+
+    Both tails keep their relative precision. With e = e**-|x|, which never overflows,
+    sigmoid(|x|) = 1 / (1 + e) and sigmoid(-|x|) = e / (1 + e): sigmoid(-40) is 4.2484e-18, not
+    0, and log(sigmoid(x)) stays finite until sigmoid(x) itself underflows (x < -745 in float64,
+    x < -103 in float32). For the derivative the complement sigmoid(-x) is cached beside the
+    output, because 1 - out rounds to 0 from x = 37 on (float64; 17 in float32) where the true
+    derivative is e**-x.
+    """
 
     name = "sigmoid"
 
     def forward(self, x: Array) -> Array:
-        # Written through tanh so that no |x| overflows exp (for x << 0 the result keeps an
-        # absolute, not a relative, precision: fine for a gate whose output is added to others).
-        self.out = np.asarray(0.5 * (np.tanh(0.5 * x) + 1))
+        with np.errstate(under="ignore"):  # e**-|x| underflowing to 0 is the right value
+            e = np.exp(-np.abs(x))
+            big = 1 / (1 + e)  # sigmoid(|x|), in [0.5, 1]
+            small = e * big  # sigmoid(-|x|), in [0, 0.5]
+        positive = x >= 0  # (False for NaN: NaN either way)
+        self.out = np.where(positive, big, small)
+        self.complement = np.where(positive, small, big)  # sigmoid(-x) = 1 - out, exactly
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        out = self.out
-        return (np.asarray(dout * out * (1 - out)),)
+        with np.errstate(under="ignore"):  # a tail's tiny derivative may round to 0
+            return (np.asarray(dout * (self.out * self.complement)),)
 
 
 class Tanh(Gate):
-    """out = tanh(x). d/dx = 1 - out**2."""
+    """out = tanh(x). d/dx = 1 - out**2.
+
+    Unlike sigmoid's lower tail, tanh has no small output to lose: near +-1 its outputs carry
+    only absolute precision, and from |x| = 19.1 (float64; 9 in float32) tanh(x) rounds to +-1
+    exactly, where 1 - out**2 is 0 while sech(x)**2 is below 1e-16. Those digits do not matter:
+    the derivative is then below the float's resolution of tanh's largest slope (1, at x = 0),
+    and it is the exact derivative of the function as computed, whose output there is the
+    constant +-1. Keeping them would take an exp of x in every backward, for every tanh unit
+    (a 4 e**-2|x| / (1 + e**-2|x|)**2 form), to gain nothing a following gate can use.
+    """
 
     name = "tanh"
 
