@@ -340,7 +340,7 @@ class Sigmoid(Gate):
     Both tails keep their relative precision. With e = e**-|x|, which never overflows,
     sigmoid(|x|) = 1 / (1 + e) and sigmoid(-|x|) = e / (1 + e): sigmoid(-40) is 4.2484e-18, not
     0, and log(sigmoid(x)) stays finite until sigmoid(x) itself underflows (x < -745 in float64,
-    x < -103 in float32). For the derivative the complement sigmoid(-x) is cached beside the
+    x < -104 in float32). For the derivative the complement sigmoid(-x) is cached beside the
     output, because 1 - out rounds to 0 from x = 37 on (float64; 17 in float32) where the true
     derivative is e**-x.
     """
@@ -366,11 +366,11 @@ class Tanh(Gate):
     """out = tanh(x). d/dx = 1 - out**2.
 
     Unlike sigmoid's lower tail, tanh has no small output to lose: near +-1 its outputs carry
-    only absolute precision, and from |x| = 19.1 (float64; 9 in float32) tanh(x) rounds to +-1
-    exactly, where 1 - out**2 is 0 while sech(x)**2 is below 1e-16. Those digits do not matter:
-    the derivative is then below the float's resolution of tanh's largest slope (1, at x = 0),
-    and it is the exact derivative of the function as computed, whose output there is the
-    constant +-1. Keeping them would take an exp of x in every backward, for every tanh unit
+    only absolute precision, and from |x| = 19 (float64; 10 in float32) tanh(x) rounds to +-1
+    exactly, where 1 - out**2 is 0 while sech(x)**2 is below the float's epsilon (1.3e-16;
+    8e-9 in float32). Those digits do not matter: the derivative is then below the float's
+    resolution of tanh's largest slope (1, at x = 0), and 0 is the exact derivative of the
+    function as computed, whose output there is the constant +-1. Keeping them would take an exp of x in every backward, for every tanh unit
     (a 4 e**-2|x| / (1 + e**-2|x|)**2 form), to gain nothing a following gate can use.
     """
 
