@@ -527,3 +527,70 @@ def test_tanh_gradient_is_one_minus_out_squared_and_never_nan():
         x.tanh().sum().backward()
     np.testing.assert_allclose(x.grad, 1 - np.tanh(x.data) ** 2, rtol=1e-15)
     assert x.grad[[0, 1, 5, 6]].tolist() == [0, 0, 0, 0]
+
+
+# --- half precision: sums accumulate in float32, results and gradients stay float16 ------------
+
+
+def test_a_float16_mean_over_70000_elements():
+    x = Tensor(np.ones(70000, np.float16), requires_grad=True)
+    m = x.mean()
+    m.backward()
+    assert m.dtype == np.float16 and m.data == np.mean(x.data) == 1.0
+    # 1/70000 is a float16 subnormal: 1.4305e-05, within 0.2% of the true share
+    assert x.grad.dtype == np.float16
+    np.testing.assert_array_equal(x.grad, np.float16(1 / 70000))
+    assert x.grad[0] == np.float16(1.4305e-05) and abs(float(x.grad[0]) * 70000 - 1) < 2e-3
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, (0, 1)])
+def test_float16_sums_and_means_match_float32_accumulators(axis):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40000, 3)).astype(np.float16)  # column sums ~20,000: fit in float16
+    t = Tensor(x, requires_grad=True)
+    if axis in (None, (0, 1)):
+        want_mean = np.mean(x, axis=axis, dtype=np.float32).astype(np.float16)
+        np.testing.assert_array_equal(t.mean(axis=axis).data, want_mean)
+        assert want_mean == np.mean(x)  # NumPy's own float16 mean
+    else:
+        s, m = t.sum(axis=axis), t.mean(axis=axis)
+        assert s.dtype == m.dtype == np.float16
+        want_sum = x.sum(axis=axis, dtype=np.float64)
+        np.testing.assert_allclose(s.data, want_sum, rtol=2**-11)
+        np.testing.assert_allclose(m.data, want_sum / x.shape[axis], rtol=2**-11)
+        np.testing.assert_array_equal(m.data, np.mean(x, axis=axis))
+
+
+def test_float16_gradients_of_broadcast_inputs_accumulate_in_float32():
+    # b is added to 40,000 rows: its gradient is a sum of 40,000 ones (a float16 sum stalls at
+    # 2048, where 2048 + 1 rounds back to 2048)
+    x = Tensor(np.zeros((40000, 3), np.float16))
+    b = Tensor(np.zeros(3, np.float16), requires_grad=True)
+    c = Tensor(np.zeros((), np.float16), requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="overflow"):  # as NumPy warns for its own sums
+        (x + b + c).sum().backward()
+    assert b.grad.dtype == c.grad.dtype == np.float16
+    np.testing.assert_array_equal(b.grad, np.float16(40000))
+    assert c.grad == np.float16(np.inf)  # 120,000 exceeds float16's 65504: inf, as exactly
+    W = Tensor(np.full((300, 300), 0.1, np.float16), requires_grad=True)
+    penalty = cr.losses.l2_penalty([W], 1.0)
+    assert penalty.dtype == np.float16
+    assert penalty.data == np.float16(np.sum(W.data.astype(np.float32) ** 2))  # ~900
+
+
+@pytest.mark.parametrize("loss", ["softmax", "svm"])
+def test_float16_losses_over_a_large_batch_match_float64(loss):
+    fn = cr.losses.LOSSES[loss]
+    rng = np.random.default_rng(0)
+    n, k = 70000, 10
+    scores = rng.standard_normal((n, k)).astype(np.float16)
+    y = rng.integers(0, k, n)
+    half, full = Tensor(scores, requires_grad=True), Tensor(scores.astype(np.float64), True)
+    value, want = fn(half, y), fn(full, y)
+    value.backward()
+    want.backward()
+    assert value.dtype == np.float16 and half.grad.dtype == np.float16
+    assert float(value.data) == pytest.approx(float(want.data), rel=2**-11)
+    # each gradient entry is about 1/70000 in size: float16 subnormals, spaced 2**-24 apart
+    np.testing.assert_allclose(half.grad, full.grad, rtol=0, atol=2**-24)
+    assert np.count_nonzero(half.grad) > n  # not flushed to zero by a count that overflowed

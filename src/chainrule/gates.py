@@ -19,6 +19,11 @@ One gradient may come back unformed: a dense layer's weight gradient dᵀx is re
 left as factors, the optimizer can apply W <- b W - lr dᵀx as one BLAS call that writes into W,
 so the update costs no pass over W of its own (see ``chainrule.blas``).
 
+Half precision: gates take float16 and keep it for their outputs and gradients, but every sum
+(a reduction, a broadcast input's gradient, a loss's mean) is accumulated in float32, as NumPy's
+``np.mean`` does for float16: float16's largest number is 65504 and its 11-bit sums stall
+(2048 + 1 = 2048), so a float16 accumulator makes a mean over 70,000 elements NaN.
+
 Gates know nothing of Tensors or of the rest of the graph. That keeps each one checkable alone
 against finite differences, and keeps the array code in one place (a CuPy swap touches only this
 file, the losses and the data preprocessing).
@@ -27,12 +32,35 @@ file, the losses and the data preprocessing).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from chainrule.errors import ShapeError
 
 Array = np.ndarray
+
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+def accumulator(dtype: np.dtype) -> np.dtype:
+    """The dtype to add up values of ``dtype`` in: float32 for float16, else ``dtype`` itself.
+
+    NumPy's own rule for ``np.mean`` on float16 (see the module docstring for why).
+    """
+    return _FLOAT32 if dtype == np.float16 else dtype
+
+
+def reduce_sum(x: Array, axis: tuple[int, ...], keepdims: bool = False) -> Array:
+    """``x`` summed over ``axis``, accumulated in ``accumulator(x.dtype)``, in x's dtype.
+
+    x: any shape; returns an array (0-d when every axis is summed away), never a NumPy scalar.
+    A float16 sum too large for float16 is inf (with NumPy's overflow warning), as it would be
+    exactly; float32 keeps every other float16 sum to float16's precision.
+    """
+    out = x.sum(axis=axis, keepdims=keepdims, dtype=accumulator(x.dtype))
+    return np.asarray(out).astype(x.dtype, copy=False)
 
 
 def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
@@ -46,10 +74,10 @@ def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
         return grad
     extra = grad.ndim - len(shape)
     if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = reduce_sum(grad, tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
+        grad = reduce_sum(grad, stretched, keepdims=True)
     return grad
 
 
@@ -370,8 +398,9 @@ class Tanh(Gate):
     exactly, where 1 - out**2 is 0 while sech(x)**2 is below the float's epsilon (1.3e-16;
     8e-9 in float32). Those digits do not matter: the derivative is then below the float's
     resolution of tanh's largest slope (1, at x = 0), and 0 is the exact derivative of the
-    function as computed, whose output there is the constant +-1. Keeping them would take an exp of x in every backward, for every tanh unit
-    (a 4 e**-2|x| / (1 + e**-2|x|)**2 form), to gain nothing a following gate can use.
+    function as computed, whose output there is the constant +-1. Keeping them would take an
+    exp of x in every backward, for every tanh unit (a 4 e**-2|x| / (1 + e**-2|x|)**2 form), to
+    gain nothing a following gate can use.
     """
 
     name = "tanh"
@@ -409,7 +438,7 @@ class Sum(Gate):
     def forward(self, x: Array) -> Array:
         self.axes = _normalize_axis(self.axis, x.ndim)
         self.x_shape = x.shape
-        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
+        return reduce_sum(x, self.axes, self.keepdims)
 
     def backward(self, dout: Array) -> tuple[Array]:
         if not self.keepdims:
@@ -418,17 +447,27 @@ class Sum(Gate):
 
 
 class Mean(Sum):
-    """out = the mean over ``axis``: a Sum whose gradient is divided by the count."""
+    """out = the mean over ``axis``: a Sum whose gradient is divided by the count.
+
+    The sum and the division are done in ``accumulator(x.dtype)`` (float32 for float16), the
+    results and gradients are in x's dtype: a float16 mean over 70,000 ones is 1.0, and each
+    element's gradient 1/70000 is float16's subnormal 1.4305e-05 (within 0.2%; past 2**25
+    elements 1/count rounds to 0 in float16, where only a wider dtype can hold it).
+    """
 
     name = "mean"
 
     def forward(self, x: Array) -> Array:
-        out = super().forward(x)
-        self.count = int(np.prod([x.shape[a] for a in self.axes]))
-        return np.asarray(out / max(self.count, 1), dtype=x.dtype)
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.x_shape = x.shape
+        acc = accumulator(x.dtype)
+        total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
+        self.count = math.prod(x.shape[a] for a in self.axes)
+        return np.asarray(total / self.count).astype(x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return super().backward(dout / max(self.count, 1))
+        share = dout.astype(accumulator(dout.dtype), copy=False) / self.count
+        return super().backward(np.asarray(share).astype(dout.dtype, copy=False))
 
 
 class Reshape(Gate):
@@ -484,8 +523,8 @@ class SumOfSquares(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        flat = x.reshape(-1)
-        return np.asarray(np.dot(flat, flat), dtype=x.dtype)
+        flat = x.reshape(-1).astype(accumulator(x.dtype), copy=False)
+        return np.asarray(np.dot(flat, flat)).astype(x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
         return (np.asarray(self.x * (2 * dout)),)
@@ -636,6 +675,8 @@ class SoftmaxCrossEntropy(Gate):
     def forward(self, scores: Array) -> Array:
         y = check_labels(scores, self.y)
         n, k = scores.shape
+        self.dtype = scores.dtype
+        scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
         # Entries picked per row (the max, the label) by their index in the flattened array:
         # on a batch of 128 x 10, 2-D fancy indexing costs several times the arithmetic.
         starts = np.arange(0, n * k, k, dtype=np.intp)
@@ -655,15 +696,15 @@ class SoftmaxCrossEntropy(Gate):
         rest += 1
         exp *= np.reciprocal(rest, out=rest)[:, None]  # N divisions, not N x K
         self.probs, self.label = exp, label
-        return np.asarray(-np.add.reduce(shifted_y) / n, dtype=scores.dtype)
+        return np.asarray(-np.add.reduce(shifted_y) / n).astype(self.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
         n = self.probs.shape[0]
         # The probabilities are needed by no one else (a gate serves one call): reuse them.
         dscores, self.probs = self.probs, None
         dscores.reshape(-1)[self.label] -= 1  # one label per row: no index repeats
-        dscores *= dout / n
-        return (dscores,)
+        dscores *= dout.astype(dscores.dtype, copy=False) / n  # (float16: 1/n in float32)
+        return (dscores.astype(self.dtype, copy=False),)
 
 
 class MulticlassHinge(Gate):
@@ -681,16 +722,19 @@ class MulticlassHinge(Gate):
     def forward(self, scores: Array) -> Array:
         y = check_labels(scores, self.y)
         n = scores.shape[0]
+        self.dtype = scores.dtype
+        scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
         rows = np.arange(n)
         margins = scores - scores[rows, y][:, None] + 1
         margins[rows, y] = 0
         relu(margins, out=margins)
         self.positive, self.y = margins > 0, y
-        return np.asarray(margins.sum() / max(n, 1), dtype=scores.dtype)
+        return np.asarray(margins.sum() / max(n, 1)).astype(self.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
         n = self.positive.shape[0]
-        dscores = self.positive.astype(dout.dtype)
+        acc = accumulator(self.dtype)
+        dscores = self.positive.astype(acc)
         dscores[np.arange(n), self.y] = -dscores.sum(axis=1)
-        dscores *= dout / n
-        return (dscores,)
+        dscores *= dout.astype(acc, copy=False) / n  # (float16: 1/n in float32)
+        return (dscores.astype(self.dtype, copy=False),)

@@ -41,12 +41,24 @@ def _fraction(name: str, value: float) -> float:
 
 
 class Optimizer:
-    """Base: the parameters, the learning rate, and per-parameter state (for resuming)."""
+    """Base: the parameters, the learning rate, and per-parameter state (for resuming).
+
+    Parameters must be float32 or float64: a ConfigError refuses float16 ones, whose updates
+    would be made in float16, where every change below 1/2048 of a weight is lost and Adam's eps
+    (1e-8) is 0. Train in float32 and cast the trained weights if float16 is wanted.
+    """
 
     def __init__(self, params: Iterable[Tensor], learning_rate: float) -> None:
         self.params = list(params)
         if not self.params:
             raise ConfigError("the optimizer got no parameters")
+        for i, p in enumerate(self.params):
+            if p.dtype == np.float16:
+                raise ConfigError(
+                    f"{type(self).__name__}: parameter {i} ({p.name or f'shape {p.shape}'}) is "
+                    "float16, which cannot be trained here (updates below 1/2048 of a weight "
+                    "are lost): train in float32 and cast the trained weights"
+                )
         self.learning_rate = _positive("learning rate", learning_rate)
         self.steps = 0
         # One scratch array per parameter, reused every step: a step allocates nothing.
