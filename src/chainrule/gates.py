@@ -6,13 +6,18 @@ shape as the output), never modifies it, and returns one gradient per input, in 
 (``None`` for an input that has no gradient). A gate instance serves one call; the engine calls
 ``release`` after backward so caches never outlive their step.
 
-Two things the engine tells a gate, and one a gate tells the engine:
+Two things the engine tells a gate, and three a gate tells the engine:
 - ``needs_input_grad``: which inputs want a gradient (PyTorch's name). A gate may skip the work
   for the others and return ``None``: the data batch fed to the first layer needs none, and
   skipping its dx saves one of the six matrix products of a 2-layer step.
 - ``fresh_grads``: True when backward always returns newly allocated arrays that nothing else
   holds, so the engine may add later contributions into them in place. Gates that hand back
   ``dout`` itself or a view of it (add, sub, sum, reshape, transpose) say False.
+- ``saved_inputs``: the inputs whose arrays the gate keeps for backward (None: all of them, the
+  safe default). ``backward()`` refuses a graph in which one of those was changed in place after
+  the forward pass; gates that keep only shapes, or their own output, say ``()``.
+- ``view_of``: the input whose array the output may be a view of (reshape, transpose), so that
+  an in-place change of that input is a change of the output too (None for the others).
 
 One gradient may come back unformed: a dense layer's weight gradient dᵀx is returned as an
 ``OuterProduct`` holding d and x. Formed, it is an ordinary array (``np.asarray`` forms it);
@@ -168,6 +173,8 @@ class Gate:
     name = "gate"
     fresh_grads = True
     needs_input_grad: tuple[bool, ...] | None = None  # None: all of them
+    saved_inputs: tuple[int, ...] | None = None  # kept for backward; None: all of them
+    view_of: int | None = None  # the input the output may be a view of
 
     def forward(self, *xs: Array) -> Array:
         raise NotImplementedError
@@ -195,6 +202,7 @@ class Add(Gate):
     """out = a + b. Local gradients 1 and 1: the gate routes dout unchanged to both inputs."""
 
     name = "add"
+    saved_inputs = ()  # keeps no input array
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def forward(self, a: Array, b: Array) -> Array:
@@ -210,6 +218,7 @@ class Sub(Gate):
     """out = a - b. Local gradients 1 and -1."""
 
     name = "sub"
+    saved_inputs = ()  # keeps no input array
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def forward(self, a: Array, b: Array) -> Array:
@@ -262,6 +271,7 @@ class Maximum(Gate):
     """
 
     name = "max"
+    saved_inputs = ()  # keeps no input array
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
@@ -282,6 +292,7 @@ class Neg(Gate):
     """out = -x. Local gradient -1."""
 
     name = "neg"
+    saved_inputs = ()  # keeps no input array
 
     def forward(self, x: Array) -> Array:
         return np.asarray(-x)
@@ -323,6 +334,7 @@ class Exp(Gate):
     """out = e**x. The local gradient is the output itself, so that is all the cache holds."""
 
     name = "exp"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
         self.out = np.asarray(np.exp(x))
@@ -353,6 +365,7 @@ class ReLU(Gate):
     """
 
     name = "relu"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
         self.out = np.asarray(relu(x))
@@ -374,6 +387,7 @@ class Sigmoid(Gate):
     """
 
     name = "sigmoid"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
         with np.errstate(under="ignore"):  # e**-|x| underflowing to 0 is the right value
@@ -404,6 +418,7 @@ class Tanh(Gate):
     """
 
     name = "tanh"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
         self.out = np.asarray(np.tanh(x))
@@ -430,6 +445,7 @@ class Sum(Gate):
     """out = x summed over ``axis``. Every summed element gets dout: the gradient is copied back."""
 
     name = "sum"
+    saved_inputs = ()  # keeps no input array
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
@@ -474,6 +490,8 @@ class Reshape(Gate):
     """out = x with a new shape. The gradient is dout with the old shape back."""
 
     name = "reshape"
+    saved_inputs = ()  # keeps no input array
+    view_of = 0  # (NumPy returns a view where it can)
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -497,6 +515,8 @@ class Transpose(Gate):
     """out = x with its axes permuted. The gradient undoes the permutation."""
 
     name = "transpose"
+    saved_inputs = ()  # keeps no input array
+    view_of = 0  # (NumPy returns a view where it can)
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, axes: tuple[int, ...] | None = None) -> None:
@@ -584,6 +604,7 @@ class Affine(Gate):
     """
 
     name = "affine"
+    saved_inputs = (0, 1)  # x and W; of b only its gradient's shape
 
     def forward(self, x: Array, W: Array, b: Array) -> Array:
         if x.ndim != 2 or W.ndim != 2 or b.ndim != 1:
@@ -668,6 +689,7 @@ class SoftmaxCrossEntropy(Gate):
     """
 
     name = "softmax_cross_entropy"
+    saved_inputs = ()  # keeps no input array
 
     def __init__(self, y: Array) -> None:
         self.y = y
@@ -715,6 +737,7 @@ class MulticlassHinge(Gate):
     """
 
     name = "multiclass_hinge"
+    saved_inputs = ()  # keeps no input array
 
     def __init__(self, y: Array) -> None:
         self.y = y
