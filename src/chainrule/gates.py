@@ -468,7 +468,8 @@ class Mean(Sum):
     The sum and the division are done in ``accumulator(x.dtype)`` (float32 for float16), the
     results and gradients are in x's dtype: a float16 mean over 70,000 ones is 1.0, and each
     element's gradient 1/70000 is float16's subnormal 1.4305e-05 (within 0.2%; past 2**25
-    elements 1/count rounds to 0 in float16, where only a wider dtype can hold it).
+    elements 1/count rounds to 0 in float16, where only a wider dtype can hold it). A mean over
+    no elements is a ShapeError (an empty output, e.g. (0, 3) averaged over axis 1, is fine).
     """
 
     name = "mean"
@@ -479,6 +480,11 @@ class Mean(Sum):
         acc = accumulator(x.dtype)
         total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
         self.count = math.prod(x.shape[a] for a in self.axes)
+        if self.count == 0 and total.size:
+            raise ShapeError(
+                f"mean: no elements to average over (shape {x.shape}, axes {self.axes}); the "
+                "mean of nothing is undefined (a sum over nothing is 0)"
+            )
         return np.asarray(total / self.count).astype(x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
@@ -659,22 +665,35 @@ class AffineReLU(Affine):
 # --- fused losses ----------
 
 
-def check_labels(scores: Array, y: Array) -> Array:
-    """Validate labels for a loss on ``scores`` (N, K): y must be N integers in [0, K)."""
+def check_labels(scores: Array, y: Array, name: str = "loss") -> Array:
+    """Validate a batch for a loss named ``name``: scores (N, K) with N, K >= 1, and labels y,
+    N integers in [0, K). Returns y as an array.
+
+    Raises ShapeError for shapes, an empty batch (the mean over no examples is undefined) or no
+    classes; DataError for labels that are not integers or out of range.
+    """
     from chainrule.errors import DataError
 
     if scores.ndim != 2:
-        raise ShapeError(f"loss: scores must be (N, K), got shape {scores.shape}")
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != scores.shape[0]:
+        raise ShapeError(f"{name}: scores must be (N, K), got shape {scores.shape}")
+    n, k = scores.shape
+    if n == 0:
         raise ShapeError(
-            f"loss: labels must be a vector of N = {scores.shape[0]} integers, got shape {y.shape}"
+            f"{name}: the batch is empty (scores of shape {scores.shape}); the loss is a mean "
+            "over the batch and needs at least one example"
+        )
+    if k == 0:
+        raise ShapeError(f"{name}: the scores have no classes (shape {scores.shape})")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ShapeError(
+            f"{name}: labels must be a vector of N = {n} integers, got shape {y.shape}"
         )
     if y.dtype.kind not in "iu":  # (np.issubdtype says the same, slower: this runs every step)
-        raise DataError(f"loss: labels must be integers, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
+        raise DataError(f"{name}: labels must be integers, got dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= k:
         raise DataError(
-            f"loss: labels must lie in [0, {scores.shape[1] - 1}] for {scores.shape[1]} classes, "
+            f"{name}: labels must lie in [0, {k - 1}] for {k} classes, "
             f"got values from {y.min()} to {y.max()}"
         )
     return y
@@ -686,6 +705,9 @@ class SoftmaxCrossEntropy(Gate):
     scores: (N, K), labels y: (N,) given to the constructor (they get no gradient). out: 0-d.
     Stable: the row maximum is subtracted before exp. The gradient has the famous simple form
     dscores = (softmax(scores) - onehot(y)) / N, so the cache is just the probabilities.
+    Infinite scores take their limits, value and gradient alike (see ``chainrule.losses``): a
+    row whose maximum is +inf has the softmax onehot(that class) when it is its only +inf, and is
+    NaN when it has two or more. An empty batch is a ShapeError.
     """
 
     name = "softmax_cross_entropy"
@@ -695,7 +717,7 @@ class SoftmaxCrossEntropy(Gate):
         self.y = y
 
     def forward(self, scores: Array) -> Array:
-        y = check_labels(scores, self.y)
+        y = check_labels(scores, self.y, self.name)
         n, k = scores.shape
         self.dtype = scores.dtype
         scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
@@ -704,7 +726,10 @@ class SoftmaxCrossEntropy(Gate):
         starts = np.arange(0, n * k, k, dtype=np.intp)
         top = scores.argmax(axis=1)
         top += starts
-        shifted = scores - scores.reshape(-1)[top][:, None]
+        # inf - inf is NaN (settled below); a finite difference past the float range is -inf,
+        # whose exp 0 is the exact limit: neither is worth a warning
+        with np.errstate(invalid="ignore", over="ignore"):
+            shifted = scores - scores.reshape(-1)[top][:, None]
         label = y.astype(np.intp, copy=False) + starts  # (uint64 + int64 would be float64)
         shifted_y = shifted.reshape(-1)[label]
         exp = np.exp(shifted, out=shifted)
@@ -718,7 +743,26 @@ class SoftmaxCrossEntropy(Gate):
         rest += 1
         exp *= np.reciprocal(rest, out=rest)[:, None]  # N divisions, not N x K
         self.probs, self.label = exp, label
-        return np.asarray(-np.add.reduce(shifted_y) / n).astype(self.dtype, copy=False)
+        loss = -np.add.reduce(shifted_y) / n
+        if not np.isfinite(loss):  # a non-finite score somewhere (finite ones never get here)
+            loss = self._non_finite_rows(scores, top, shifted_y)
+        return np.asarray(loss).astype(self.dtype, copy=False)
+
+    def _non_finite_rows(self, scores: Array, top: Array, shifted_y: Array) -> Array:
+        """Limits where s - max was inf - inf = NaN. A row whose maximum is +inf, at class j,
+        alone: the softmax is onehot(j) and the loss 0 (j = y) or +inf (j != y). Two or more
+        +inf, a NaN, or only -inf: undefined, NaN loss and NaN probabilities (the last step
+        would otherwise leave a one-class row's probability at 1). Returns the batch's loss."""
+        n, k = scores.shape
+        rows = np.flatnonzero(scores.reshape(-1)[top] == np.inf)
+        if rows.size:
+            j = top[rows] - rows * k  # the column of each row's (first) +inf
+            alone = np.count_nonzero(scores[rows] == np.inf, axis=1) == 1
+            on_label = self.label[rows] == top[rows]
+            shifted_y[rows] = np.where(alone, np.where(on_label, 0, -np.inf), np.nan)
+            self.probs[rows] = np.arange(k) == j[:, None]
+        self.probs[np.isnan(shifted_y)] = np.nan
+        return -np.add.reduce(shifted_y) / n
 
     def backward(self, dout: Array) -> tuple[Array]:
         n = self.probs.shape[0]
@@ -734,6 +778,9 @@ class MulticlassHinge(Gate):
 
     scores: (N, K), labels y: (N,). out: 0-d. Margin 1. Each positive margin adds +1 to ds_j and
     -1 to ds_y. At a kink (a margin of exactly 0) the term contributes no gradient, as ReLU.
+    Infinite margins are limits (+inf: a positive margin; -inf: 0); a NaN margin (inf - inf, or
+    a NaN score) makes the loss NaN and its row's gradient NaN (see ``chainrule.losses``). An
+    empty batch is a ShapeError.
     """
 
     name = "multiclass_hinge"
@@ -743,16 +790,20 @@ class MulticlassHinge(Gate):
         self.y = y
 
     def forward(self, scores: Array) -> Array:
-        y = check_labels(scores, self.y)
+        y = check_labels(scores, self.y, self.name)
         n = scores.shape[0]
         self.dtype = scores.dtype
         scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
         rows = np.arange(n)
-        margins = scores - scores[rows, y][:, None] + 1
+        with np.errstate(invalid="ignore", over="ignore"):  # +-inf scores: limits, or NaN
+            margins = scores - scores[rows, y][:, None] + 1  # (the sum below may still warn)
         margins[rows, y] = 0
         relu(margins, out=margins)
         self.positive, self.y = margins > 0, y
-        return np.asarray(margins.sum() / max(n, 1)).astype(self.dtype, copy=False)
+        total = margins.sum()
+        # NaN > 0 is False: without this, a NaN loss would come with a finite gradient
+        self.undefined = np.isnan(margins).any(axis=1) if np.isnan(total) else None
+        return np.asarray(total / n).astype(self.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
         n = self.positive.shape[0]
@@ -760,4 +811,6 @@ class MulticlassHinge(Gate):
         dscores = self.positive.astype(acc)
         dscores[np.arange(n), self.y] = -dscores.sum(axis=1)
         dscores *= dout.astype(acc, copy=False) / n  # (float16: 1/n in float32)
+        if self.undefined is not None:
+            dscores[self.undefined] = np.nan
         return (dscores.astype(self.dtype, copy=False),)
