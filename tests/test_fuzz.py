@@ -232,7 +232,10 @@ def test_random_graphs_with_reuse_match_finite_differences(program, seed):
     # Away from kinks (a centred difference across one measures neither side) and overflow.
     assume(trace.finite_below(1e4) and trace.relu_margin > 1e-3 and trace.max_gap > 1e-3)
     report = cr.gradcheck(lambda *xs: random_graphs.run(program, xs, cr, _data)[0], arrays)
-    assert report.ok, report.table()
+    # gradcheck's round-off floor is set by the output's size; where terms of size V cancel
+    # (sum(-x) + 6 * mean(x) is 0), a centred difference resolves only eps * V / h ~ 2e-11 V
+    scale = max(1.0, *(float(np.max(np.abs(v), initial=0)) for v in trace.values))
+    assert report.ok or all(c.max_abs_error < 1e-9 * scale for c in report.inputs), report.table()
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (2, 3)])
