@@ -262,7 +262,7 @@ def test_a_saved_tensor_changed_in_place_is_refused_not_a_wrong_gradient():
     assert "a tensor of shape (1,) float64" in message and "mul gate" in message
     assert "a hand-written change" in message and "run the forward pass again" in message
     assert "\n" not in message
-    assert x.grad is None  # refused before any gradient was written
+    assert x.grad is None and y.grad is None  # refused before any gradient was written
     y = (x * x).sum()  # the forward pass again: the gradient at the new point
     y.backward()
     np.testing.assert_array_equal(x.grad, [10.0])

@@ -346,11 +346,11 @@ class Tensor:
                 raise ShapeError(
                     f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
                 )
+        order = topological_order(self)
+        check_saved_inputs(order)  # before any gradient is touched
         # np.asarray: a sum of two 0-d arrays is a NumPy scalar, and gradients stay arrays.
         self.grad = seed if self.grad is None else np.asarray(self.grad + seed)
         owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
-        order = topological_order(self)
-        check_saved_inputs(order)  # before any gradient is touched
         # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
         # Listed when the first unformed gradient arrives (most graphs have none).
         params: list[np.ndarray] | None = None
