@@ -572,6 +572,13 @@ def test_float16_gradients_of_broadcast_inputs_accumulate_in_float32():
     assert b.grad.dtype == c.grad.dtype == np.float16
     np.testing.assert_array_equal(b.grad, np.float16(40000))
     assert c.grad == np.float16(np.inf)  # 120,000 exceeds float16's 65504: inf, as exactly
+    # a dense layer's bias and weight gradients sum over the batch too (BLAS-free float16
+    # products accumulate in float32 inside NumPy)
+    W1 = Tensor(np.full((2, 3), 0.5, np.float16), requires_grad=True)
+    b1 = Tensor(np.zeros(2, np.float16), requires_grad=True)
+    cr.affine(np.ones((40000, 3), np.float16), W1, b1).mean().backward()  # 1/80000 each
+    np.testing.assert_allclose(b1.grad, 0.5, rtol=2**-10)  # 40,000 subnormals of 1/80000
+    np.testing.assert_allclose(W1.grad, 0.5, rtol=2**-10)
     W = Tensor(np.full((300, 300), 0.1, np.float16), requires_grad=True)
     penalty = cr.losses.l2_penalty([W], 1.0)
     assert penalty.dtype == np.float16
