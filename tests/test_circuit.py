@@ -140,3 +140,35 @@ def test_command_line_errors_are_one_line(tmp_path):
     assert done.stderr.strip().count("\n") == 0
     assert "not an allowed function" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "x", "output", "grad"),
+    [
+        ("x**0", 0, 1, 0),
+        ("x**0", -3, 1, 0),
+        ("x**1", 0, 0, 1),
+        ("x**2", 0, 0, 0),
+        ("x**3", -2, -8, 12),
+        ("x**-1", -2, -0.5, -0.25),
+        ("x**1.5", 0, 0, 0),
+    ],
+)
+def test_powers_at_zero_and_negative_bases(expression, x, output, grad):
+    result = circuit.run(expression, {"x": x})
+    assert (result.output, result.grads["x"]) == (output, grad)
+
+
+def test_an_infinite_derivative_is_named():
+    with pytest.raises(ExpressionError, match=r"the backward pass failed.*derivative is infinite"):
+        circuit.run("x**0.5", {"x": 0})
+
+
+def test_underflow_is_a_value_not_an_error():
+    # exp(-800) and sigmoid's far tail round to 0 (or a subnormal): right values, not failures
+    assert circuit.run("exp(x)", {"x": -800}).grads["x"] == 0
+    result = circuit.run("log(sigmoid(x))", {"x": -40})
+    assert result.output == pytest.approx(-40 - 4.248354255291589e-18, rel=1e-15)
+    assert result.grads["x"] == pytest.approx(1.0, rel=1e-15)
+    assert circuit.run("sigmoid(x)", {"x": -800}).output == 0
+    assert circuit.run("tanh(x)*1e-200*1e-200", {"x": 1}).output == 0

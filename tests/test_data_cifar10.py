@@ -204,10 +204,81 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, payload):
     assert not marker.exists()
 
 
-def test_protocol_5_out_of_band_helpers_are_not_allowed(tmp_path):
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_batches_pickled_at_every_protocol_load(tmp_path, protocol):
+    # From protocol 5 on, numpy pickles an array through numpy._core.numeric._frombuffer, which
+    # only makes an array of bytes: allowed (it was refused as "expected only numpy arrays")
+    batches = write_batches(tmp_path / "data", protocol)
+    X_train, y_train, X_test, y_test, classes, shape = cifar10.load_cifar10(
+        tmp_path / "data", download_missing=False
+    )
+    assert classes[:2] == ["airplane", "automobile"] and shape == (32, 32, 3)
+    assert X_train.dtype == np.uint8 and X_train.shape == (20, 3072)
+    official = batches["test_batch"][b"data"]
+    planes = official.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).reshape(-1, 3072)
+    np.testing.assert_array_equal(X_test, planes)
+    np.testing.assert_array_equal(y_test, batches["test_batch"][b"labels"])
+    assert y_train.dtype == np.int64
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+@pytest.mark.parametrize(
+    "labels",
+    [np.arange(4, dtype=np.int64), np.arange(4, dtype=np.uint8), np.arange(4, dtype=">i4")],
+)
+def test_labels_as_arrays_of_any_integer_dtype_load(tmp_path, protocol, labels):
+    path = tmp_path / "data_batch_1"
+    dump({**batch(0), b"labels": labels}, path, protocol)
+    X, y = read_batch(path)
+    np.testing.assert_array_equal(y, [0, 1, 2, 3])
+    assert X.shape == (4, 3072)
+
+
+def test_protocol_5_out_of_band_buffers_are_a_data_error(tmp_path):
     path = tmp_path / "b"
-    dump(batch(0), path, protocol=5)
-    with pytest.raises(DataError, match="refused to unpickle global numpy"):
+    path.write_bytes(pickle.dumps(batch(0), protocol=5, buffer_callback=lambda buffer: False))
+    with pytest.raises(DataError, match="not a valid CIFAR-10 pickle"):
+        unpickle(path)
+
+
+def _calls(module: str, name: str, args: bytes = b")") -> bytes:
+    """A protocol-2 pickle that calls module.name(*args): GLOBAL, the arguments, REDUCE."""
+    return b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n" + args + b"R."
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("os", "system"),
+        ("posix", "system"),
+        ("builtins", "eval"),
+        ("builtins", "exec"),
+        ("__builtin__", "eval"),
+        ("numpy", "load"),
+        ("numpy", "fromfile"),
+        ("numpy", "frombuffer"),
+        ("numpy._core.numeric", "ones"),
+        ("numpy._core.numeric", "fromstring"),
+        ("numpy.core.numeric", "_frombuffer_"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.testing._private.utils", "runstring"),
+        ("_codecs", "decode"),
+    ],
+)
+def test_every_other_global_is_still_refused(tmp_path, module, name):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(_calls(module, name))
+    with pytest.raises(DataError, match=rf"refused to unpickle global {module}\.{name};"):
+        unpickle(path)
+
+
+def test_frombuffer_cannot_build_an_object_array(tmp_path):
+    # _frombuffer(bytes, dtype('O'), ...) would read pointers from the bytes: numpy refuses
+    path = tmp_path / "data_batch_1"
+    dtype_o = b"cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R"  # numpy.dtype("O8", False, True)
+    args = b"(C\x08" + b"\x00" * 8 + dtype_o + b"K\x01\x85X\x01\x00\x00\x00Ct"
+    path.write_bytes(_calls("numpy._core.numeric", "_frombuffer", args))
+    with pytest.raises(DataError, match="not a valid CIFAR-10 pickle"):
         unpickle(path)
 
 

@@ -186,3 +186,78 @@ def test_a_header_whose_shape_numpy_cannot_hold_is_refused():
     data = b"\x00\x00\x08\x03\x00\x00\x00\x00\xa8\x00\x00\x00\xc3\x0c1\x00"
     with pytest.raises(DataError, match=r"bad.idx: IDX dimensions \(0, 2818572288, 3272356096\)"):
         parse_idx(data, "bad.idx")
+
+
+def little_endian_idx(array: np.ndarray) -> bytes:
+    """An IDX file with its dimensions written little-endian (its magic bytes as they should be)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype="<u4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("shape", [(60000, 28, 28), (40, 28, 28), (10000,), (3, 5)])
+def test_a_little_endian_header_is_named_not_a_wrapped_size(shape):
+    # (60000, 28, 28) read big-endian is (1625948160, 469762048, 469762048): 3.6e26 bytes, which
+    # wrapped around in int64 to "expected 0 bytes"
+    array = np.zeros(shape, np.uint8)
+    dims = tuple(int.from_bytes(int(d).to_bytes(4, "little"), "big") for d in shape)
+    with pytest.raises(DataError) as info:
+        parse_idx(little_endian_idx(array), "x.idx")
+    message = str(info.value)
+    assert f"expected {np.prod(dims, dtype=object)} for dimensions {dims}" in message
+    assert f"read little-endian the dimensions are {shape}, which fit" in message
+    assert "the header is little-endian" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        # dimensions that multiply past int64 (and past any file), truncated data
+        (
+            b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3 + b"\x01\x02",
+            r"payload is 2 bytes; expected 79228162458924105385300197375 for dimensions "
+            r"\(4294967295, 4294967295, 4294967295\): truncated, little-endian or not an IDX",
+        ),
+        (
+            b"\x00\x00\x08\x02\x00\x00\x00\x03\x00\x00\x00\x04" + b"\x00" * 11,
+            r"payload is 11 bytes; expected 12 for dimensions \(3, 4\): truncated",
+        ),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x02" + b"\x00" * 5,
+            r"payload is 5 bytes; expected 2 for dimensions \(2,\): 3 bytes too many",
+        ),
+        # a little-endian magic (written as the int 2051), a text file, an empty file
+        (b"\x03\x08\x00\x00" + b"\x00" * 8, r"bad IDX magic 03080000.*a little-endian header"),
+        (b"hello, world", r"bad IDX magic 68656c6c.*not an IDX file"),
+        (b"", r"0 bytes is too short for an IDX header \(4\+ bytes\): truncated or not an IDX"),
+        # zero dimensions (ndim 0), wrong and unknown type codes
+        (b"\x00\x00\x08\x00", "bad IDX magic 00000800"),
+        (b"\x00\x00\x0e\x01\x00\x00\x00\x01" + b"\x00" * 8, r"0x0e \(double, 8 bytes\); expected"),
+        (b"\x00\x00\x09\x01\x00\x00\x00\x01\x05", r"0x09 \(signed byte\); expected 0x08"),
+        (b"\x00\x00\x42\x01\x00\x00\x00\x01\x05", r"0x42 is no IDX type.*not an IDX file"),
+        # a header cut off inside its dimensions
+        (
+            b"\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00",
+            r"file ends inside the IDX header \(10 bytes; 3 dimensions need 16\): truncated",
+        ),
+    ],
+)
+def test_each_bad_header_gets_one_clear_line(data, match):
+    with pytest.raises(DataError, match=match) as info:
+        parse_idx(data, "x.idx")
+    assert str(info.value).startswith("x.idx: ") and "\n" not in str(info.value)
+
+
+def test_a_zero_dimension_parses_but_an_empty_image_set_is_refused(tmp_path):
+    assert parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8))).shape == (0, 28, 28)
+    write_idx_set(tmp_path)
+    for shape in [(0, 28, 28), (40, 0, 28)]:
+        write_file(tmp_path, NAMES["train_images"], idx_bytes(np.zeros(shape, np.uint8)))
+        with pytest.raises(DataError, match=r"hold no image; expected \(N, H, W\)"):
+            load_idx("mnist", data_dir=tmp_path, download_missing=False)
+
+
+def test_a_little_endian_dataset_file_is_named_when_loading(tmp_path):
+    write_idx_set(tmp_path)
+    path = write_file(tmp_path, NAMES["train_images"], little_endian_idx(np.zeros((40, 28, 28))))
+    with pytest.raises(DataError, match=rf"{path}: .*the header is little-endian"):
+        load("mnist", data_dir=tmp_path, download=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -357,3 +360,244 @@ def test_affine_relu_agrees_with_relu_at_infinities_and_nan():
         apart = gates.ReLU().forward(pre)
     np.testing.assert_array_equal(fused, apart)
     assert fused[0, 0] == 0 and not np.signbit(fused[0, 0])
+
+
+# --- 0-d inputs: NumPy's ufuncs give scalars there, the gates must still give arrays ----------
+
+SCALAR_GATES = [
+    (gates.Add, 2),
+    (gates.Sub, 2),
+    (gates.Mul, 2),
+    (gates.Div, 2),
+    (gates.Maximum, 2),
+    (gates.Neg, 1),
+    (lambda: gates.Pow(2.0), 1),
+    (lambda: gates.Pow(0.5), 1),
+    (lambda: gates.Pow(0.0), 1),
+    (gates.Exp, 1),
+    (gates.Log, 1),
+    (gates.ReLU, 1),
+    (gates.Sigmoid, 1),
+    (gates.Tanh, 1),
+    (gates.Sum, 1),
+    (gates.Mean, 1),
+    (lambda: gates.Reshape(()), 1),
+    (gates.Transpose, 1),
+    (gates.SumOfSquares, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SCALAR_GATES, ids=lambda c: c[0]().name)
+def test_gates_on_0d_inputs_return_0d_arrays_forward_and_backward(case, dtype):
+    make, arity = case
+    xs = [np.array(v, dtype) for v in (0.7, 1.3)[:arity]]
+    gate = make()
+    out = gate.forward(*xs)
+    assert type(out) is np.ndarray and out.shape == () and out.dtype == dtype
+    grads = gate.backward(np.array(1.5, dtype))
+    assert len(grads) == arity
+    for g in grads:
+        assert type(g) is np.ndarray and g.shape == () and g.dtype == dtype
+    # and the values: the same gate on one-element arrays, where ufuncs return arrays
+    one = make()
+    want_out = one.forward(*(x.reshape(1) for x in xs))
+    want_grads = one.backward(np.full(want_out.shape, 1.5, dtype))
+    np.testing.assert_array_equal(out.reshape(-1), np.reshape(want_out, -1))
+    for g, w in zip(grads, want_grads):
+        np.testing.assert_array_equal(g.reshape(-1), np.reshape(w, -1))
+
+
+# --- pow where p * x**(p-1) meets 0 * inf, 0**0 and negative bases -----------------------------
+
+INF, NAN = np.inf, np.nan
+POW_CASES = [  # (p, x, x**p, d/dx)
+    (0, 0.0, 1, 0),  # x**0 is the constant 1: 0, not 0 * 0**-1 = NaN
+    (0, -2.0, 1, 0),
+    (0, 5.0, 1, 0),
+    (0, INF, 1, 0),
+    (0, -0.0, 1, 0),
+    (1, 0.0, 0, 1),  # 0**0 = 1
+    (1, -2.0, -2, 1),
+    (2, 0.0, 0, 0),
+    (2, -3.0, 9, -6),
+    (3, -2.0, -8, 12),
+    (3, 0.0, 0, 0),
+    (-1, -2.0, -0.5, -0.25),
+    (-2, -2.0, 0.25, 0.25),
+    (-1, 0.0, INF, -INF),
+    (0.5, 0.0, 0, INF),  # vertical tangent: the derivative is infinite
+    (0.5, -0.0, 0, INF),
+    (0.5, 4.0, 2, 0.25),
+    (1.5, 0.0, 0, 0),
+    (-0.5, 4.0, 0.5, -1 / 16),
+    (0.5, -1.0, NAN, NAN),  # a non-integer power of a negative number: NaN, both
+    (2.5, -1.0, NAN, NAN),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("p", "x", "value", "grad"), POW_CASES)
+def test_pow_value_and_derivative_at_the_edges(p, x, value, grad, dtype):
+    for shape in [(), (3,)]:
+        t = Tensor(np.full(shape, x, dtype), requires_grad=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = t**p
+            out.sum().backward()
+        assert out.dtype == dtype and t.grad.dtype == dtype
+        np.testing.assert_array_equal(out.data, np.full(shape, value, dtype))
+        np.testing.assert_array_equal(t.grad, np.full(shape, grad, dtype))
+
+
+# --- sigmoid's tails: relative precision on both sides, no overflow, no warnings --------------
+
+
+def sigmoid_reference(x: float) -> tuple[float, float]:
+    """sigmoid(x) and its derivative sigmoid(x) * sigmoid(-x), to 60 digits, as floats."""
+    with decimal.localcontext() as context:
+        context.prec = 60
+        d = decimal.Decimal(float(x))  # exact: every float is a decimal
+        s, c = 1 / (1 + (-d).exp()), 1 / (1 + d.exp())
+        return float(s), float(s * c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_and_its_gradient_keep_relative_precision_in_both_tails(dtype):
+    info = np.finfo(dtype)
+    reach = 110 if dtype == np.float32 else 750  # past where sigmoid(-x) underflows to 0
+    x = np.concatenate([np.linspace(-reach, reach, 4001), [-40, 40, 0, -0.0, 1e-30, -1e-30]])
+    x = x.astype(dtype)
+    t = Tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = t.sigmoid()
+        out.backward(np.ones_like(x))
+    assert out.dtype == dtype and t.grad.dtype == dtype
+    want = np.array([sigmoid_reference(v) for v in x])
+    for got, ref, what in [(out.data, want[:, 0], "value"), (t.grad, want[:, 1], "gradient")]:
+        normal = ref >= info.tiny  # below it, subnormals hold fewer digits: compare absolutely
+        np.testing.assert_allclose(got[normal], ref[normal], rtol=4 * info.eps, err_msg=what)
+        np.testing.assert_allclose(
+            got[~normal], ref[~normal], rtol=0, atol=2 * info.smallest_subnormal, err_msg=what
+        )
+    # the issue's numbers: sigmoid(-40) = 4.2484e-18, not 0, and the same gradient; at +40 the
+    # gradient is sigmoid(-40) too, not out * (1 - out) = 0
+    i, j = np.flatnonzero(x == -40)[0], np.flatnonzero(x == 40)[0]
+    eps = float(info.eps)
+    assert out.data[i] == pytest.approx(4.248354255291589e-18, rel=4 * eps)
+    assert t.grad[i] == pytest.approx(4.248354255291589e-18, rel=6 * eps)
+    assert t.grad[j] == pytest.approx(4.248354255291589e-18, rel=6 * eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_sigmoid_stays_finite_while_sigmoid_is_a_normal_number(dtype):
+    # log(sigmoid(x)) = -log(1 + e**-x) ~ x in the lower tail, its derivative sigmoid(-x) ~ 1.
+    # (Above 0 the log of a number near 1 has only absolute precision: not this test's point.)
+    low = -87.0 if dtype == np.float32 else -708.0
+    x = np.array([low, low / 2, -40.0, -20.0, -1.0, 0.0], dtype)
+    t = Tensor(x, requires_grad=True)
+    out = t.sigmoid().log()
+    out.sum().backward()
+    want_value = [-np.logaddexp(0.0, -float(v)) for v in x]
+    want_grad = [sigmoid_reference(-float(v))[0] for v in x]
+    np.testing.assert_allclose(out.data, want_value, rtol=8 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(t.grad, want_grad, rtol=8 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_sigmoid_at_the_extremes_without_warnings(dtype):
+    big = np.finfo(dtype).max
+    x = np.array([-np.inf, -big, -1e4, 0.0, 1e4, big, np.inf, np.nan], dtype)
+    t = Tensor(x, requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        out = t.sigmoid()
+        out.backward(np.ones_like(x))
+    np.testing.assert_array_equal(out.data, np.array([0, 0, 0, 0.5, 1, 1, 1, np.nan], dtype))
+    np.testing.assert_array_equal(t.grad, np.array([0, 0, 0, 0.25, 0, 0, 0, np.nan], dtype))
+    for v in (-1e4, 0.0, np.nan):  # and on 0-d inputs
+        assert Tensor(np.array(v, dtype)).sigmoid().data.shape == ()
+
+
+def test_tanh_gradient_is_one_minus_out_squared_and_never_nan():
+    # documented in gates.Tanh: where tanh rounds to +-1 the gradient is 0 (sech**2 < 1e-16)
+    x = Tensor(np.array([-1e4, -20.0, -1.0, 0.0, 1.0, 20.0, 1e4]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x.tanh().sum().backward()
+    np.testing.assert_allclose(x.grad, 1 - np.tanh(x.data) ** 2, rtol=1e-15)
+    assert x.grad[[0, 1, 5, 6]].tolist() == [0, 0, 0, 0]
+
+
+# --- half precision: sums accumulate in float32, results and gradients stay float16 ------------
+
+
+def test_a_float16_mean_over_70000_elements():
+    x = Tensor(np.ones(70000, np.float16), requires_grad=True)
+    m = x.mean()
+    m.backward()
+    assert m.dtype == np.float16 and m.data == np.mean(x.data) == 1.0
+    # 1/70000 is a float16 subnormal: 1.4305e-05, within 0.2% of the true share
+    assert x.grad.dtype == np.float16
+    np.testing.assert_array_equal(x.grad, np.float16(1 / 70000))
+    assert x.grad[0] == np.float16(1.4305e-05) and abs(float(x.grad[0]) * 70000 - 1) < 2e-3
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, (0, 1)])
+def test_float16_sums_and_means_match_float32_accumulators(axis):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40000, 3)).astype(np.float16)  # column sums ~20,000: fit in float16
+    t = Tensor(x, requires_grad=True)
+    if axis in (None, (0, 1)):
+        want_mean = np.mean(x, axis=axis, dtype=np.float32).astype(np.float16)
+        np.testing.assert_array_equal(t.mean(axis=axis).data, want_mean)
+        assert want_mean == np.mean(x)  # NumPy's own float16 mean
+    else:
+        s, m = t.sum(axis=axis), t.mean(axis=axis)
+        assert s.dtype == m.dtype == np.float16
+        want_sum = x.sum(axis=axis, dtype=np.float64)
+        np.testing.assert_allclose(s.data, want_sum, rtol=2**-11)
+        np.testing.assert_allclose(m.data, want_sum / x.shape[axis], rtol=2**-11)
+        np.testing.assert_array_equal(m.data, np.mean(x, axis=axis))
+
+
+def test_float16_gradients_of_broadcast_inputs_accumulate_in_float32():
+    # b is added to 40,000 rows: its gradient is a sum of 40,000 ones (a float16 sum stalls at
+    # 2048, where 2048 + 1 rounds back to 2048)
+    x = Tensor(np.zeros((40000, 3), np.float16))
+    b = Tensor(np.zeros(3, np.float16), requires_grad=True)
+    c = Tensor(np.zeros((), np.float16), requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="overflow"):  # as NumPy warns for its own sums
+        (x + b + c).sum().backward()
+    assert b.grad.dtype == c.grad.dtype == np.float16
+    np.testing.assert_array_equal(b.grad, np.float16(40000))
+    assert c.grad == np.float16(np.inf)  # 120,000 exceeds float16's 65504: inf, as exactly
+    # a dense layer's bias and weight gradients sum over the batch too (BLAS-free float16
+    # products accumulate in float32 inside NumPy)
+    W1 = Tensor(np.full((2, 3), 0.5, np.float16), requires_grad=True)
+    b1 = Tensor(np.zeros(2, np.float16), requires_grad=True)
+    cr.affine(np.ones((40000, 3), np.float16), W1, b1).mean().backward()  # 1/80000 each
+    np.testing.assert_allclose(b1.grad, 0.5, rtol=2**-10)  # 40,000 subnormals of 1/80000
+    np.testing.assert_allclose(W1.grad, 0.5, rtol=2**-10)
+    W = Tensor(np.full((300, 300), 0.1, np.float16), requires_grad=True)
+    penalty = cr.losses.l2_penalty([W], 1.0)
+    assert penalty.dtype == np.float16
+    assert penalty.data == np.float16(np.sum(W.data.astype(np.float32) ** 2))  # ~900
+
+
+@pytest.mark.parametrize("loss", ["softmax", "svm"])
+def test_float16_losses_over_a_large_batch_match_float64(loss):
+    fn = cr.losses.LOSSES[loss]
+    rng = np.random.default_rng(0)
+    n, k = 70000, 10
+    scores = rng.standard_normal((n, k)).astype(np.float16)
+    y = rng.integers(0, k, n)
+    half, full = Tensor(scores, requires_grad=True), Tensor(scores.astype(np.float64), True)
+    value, want = fn(half, y), fn(full, y)
+    value.backward()
+    want.backward()
+    assert value.dtype == np.float16 and half.grad.dtype == np.float16
+    assert float(value.data) == pytest.approx(float(want.data), rel=2**-11)
+    # each gradient entry is about 1/70000 in size: float16 subnormals, spaced 2**-24 apart
+    np.testing.assert_allclose(half.grad, full.grad, rtol=0, atol=2**-24)
+    assert np.count_nonzero(half.grad) > n  # not flushed to zero by a count that overflowed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -129,3 +131,122 @@ def test_softmax_loss_takes_labels_of_any_integer_type(dtype):
     y = np.array([1, 2], dtype=dtype)
     expected, _ = softmax_loss_loop(scores, np.array([1, 2]))
     assert softmax_loss(Tensor(scores), y).item() == pytest.approx(expected, rel=1e-12)
+
+
+# --- the edges: empty batches, infinite and NaN scores (losses.py's docstring) -----------------
+
+LOOPS = {"softmax": (softmax_loss, softmax_loss_loop), "svm": (svm_loss, svm_loss_loop)}
+
+
+@pytest.mark.parametrize("loss", ["softmax", "svm"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_an_empty_batch_is_a_clear_error(loss, dtype):
+    fused, loop = LOOPS[loss]
+    gate = {"softmax": "softmax_cross_entropy", "svm": "multiclass_hinge"}[loss]
+    empty = np.zeros((0, 3), dtype)
+    with pytest.raises(
+        cr.ShapeError, match=rf"{gate}: the batch is empty \(scores of shape \(0, 3\)\)"
+    ):
+        fused(Tensor(empty, requires_grad=True), np.zeros(0, np.int64))
+    with pytest.raises(cr.ShapeError, match=rf"{loss}_loss_loop: the batch is empty"):
+        loop(empty, np.zeros(0, np.int64))
+    with pytest.raises(cr.ShapeError, match="no classes"):
+        fused(Tensor(np.zeros((2, 0), dtype)), np.zeros(2, np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_a_mean_over_nothing_is_a_clear_error_and_a_sum_over_nothing_is_zero(dtype):
+    with pytest.raises(cr.ShapeError, match=r"mean: no elements to average over \(shape \(0,\)"):
+        Tensor(np.zeros(0, dtype)).mean()
+    with pytest.raises(cr.ShapeError, match="no elements"):
+        Tensor(np.zeros((0, 3), dtype)).mean(axis=0)
+    with pytest.raises(cr.ShapeError, match="no elements"):
+        Tensor(np.zeros((3, 0), dtype)).mean(axis=1)
+    assert Tensor(np.zeros((0, 3), dtype)).mean(axis=1).shape == (0,)  # no mean was taken
+    x = Tensor(np.zeros((0, 3), dtype), requires_grad=True)
+    total = x.sum()
+    assert total.item() == 0 and total.dtype == dtype
+    total.backward()
+    assert x.grad.shape == (0, 3)
+
+
+INF, NAN = np.inf, np.nan
+# (scores of one row, label, softmax loss, softmax dscores, hinge loss, hinge dscores), N = 1
+EDGE_ROWS = [
+    ([INF, 1.0, 2.0], 0, 0.0, [0, 0, 0], 0.0, [0, 0, 0]),
+    ([INF, -INF, 2.0], 0, 0.0, [0, 0, 0], 0.0, [0, 0, 0]),
+    ([1.0, INF, 2.0], 0, INF, [-1, 1, 0], INF, [-2, 1, 1]),
+    ([1.0, INF, -INF], 0, INF, [-1, 1, 0], INF, [-1, 1, 0]),
+    ([1.0, INF, INF], 0, NAN, [NAN] * 3, INF, [-2, 1, 1]),  # hinge: inf - 1 + 1, twice
+    ([INF, INF, 2.0], 0, NAN, [NAN] * 3, NAN, [NAN] * 3),  # inf - inf
+    ([-INF, 1.0, 2.0], 0, INF, "probs", INF, [-2, 1, 1]),
+    ([1.0, -INF, 2.0], 0, "finite", "probs", 2.0, [-1, 0, 1]),
+    ([-INF, -INF, -INF], 0, NAN, [NAN] * 3, NAN, [NAN] * 3),
+    ([NAN, 1.0, 2.0], 0, NAN, [NAN] * 3, NAN, [NAN] * 3),
+    ([1.0, NAN, 2.0], 0, NAN, [NAN] * 3, NAN, [NAN] * 3),
+]
+
+
+def _softmax_row(row: list, label: int) -> tuple[float, np.ndarray]:
+    """-log softmax and its gradient for a row with no +inf and no NaN, by the formula."""
+    s = np.array(row)
+    e = np.exp(s - s[np.isfinite(s)].max())
+    p = e / e.sum()
+    with np.errstate(divide="ignore"):  # p[label] = 0: the loss is +inf
+        return float(-np.log(p[label])), p - np.eye(len(s))[label]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", EDGE_ROWS, ids=str)
+def test_infinite_and_nan_scores_give_the_limits_value_and_gradient_alike(case, dtype):
+    row, label, soft_loss, soft_grad, hinge_loss, hinge_grad = case
+    if soft_grad == "probs":
+        value, grad = _softmax_row(row, label)
+        soft_loss = value if soft_loss == "finite" else soft_loss
+        soft_grad = grad
+    ordinary = [0.5, -1.0, 2.0]  # a second row, whose gradient nothing may disturb
+    scores = np.array([row, ordinary], dtype)
+    y = np.array([label, 2])
+    for loss, want_loss, want_grad in (
+        ("softmax", soft_loss, soft_grad),
+        ("svm", hinge_loss, hinge_grad),
+    ):
+        fused, loop = LOOPS[loss]
+        ordinary_loss, ordinary_grad = loop(np.array([ordinary]), np.array([2]))
+        t = Tensor(scores.copy(), requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the limits come without warnings
+            out = fused(t, y)
+            out.backward()
+        loop_loss, loop_grad = loop(scores, y)
+        want = (want_loss + ordinary_loss) / 2
+        tol = {"rtol": 1e-6 if dtype == np.float32 else 1e-12}
+        np.testing.assert_allclose(out.item(), want, err_msg=loss, **tol)
+        np.testing.assert_allclose(loop_loss, want, err_msg=loss, **tol)
+        expected = np.array([np.array(want_grad, float) / 2, ordinary_grad[0] / 2])
+        np.testing.assert_allclose(t.grad, expected, atol=1e-7, err_msg=loss, **tol)
+        np.testing.assert_allclose(loop_grad, expected, atol=1e-7, err_msg=loss, **tol)
+        assert np.isnan(out.item()) == np.isnan(t.grad[0]).all()  # value and gradient agree
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    k=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+    specials=st.lists(st.sampled_from([INF, -INF, NAN, 1e308, -1e308]), max_size=6),
+)
+def test_the_loops_agree_with_the_gates_at_the_edges_too(n, k, seed, specials):
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((n, k)) * 3
+    flat = scores.reshape(-1)
+    flat[rng.integers(0, n * k, size=len(specials))] = specials
+    y = rng.integers(0, k, size=n)
+    for fused, loop in LOOPS.values():
+        t = Tensor(scores.copy(), requires_grad=True)
+        with np.errstate(over="ignore"):  # 1e308 + 1e308: a loss past the float range, inf
+            out = fused(t, y)
+            out.backward()
+            want_loss, want_grad = loop(scores, y)
+        np.testing.assert_allclose(out.item(), want_loss, rtol=1e-12)
+        np.testing.assert_allclose(t.grad, want_grad, rtol=1e-12, atol=1e-15)

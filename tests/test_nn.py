@@ -131,6 +131,14 @@ def test_state_dict_round_trip_and_mismatch():
     bad["W1"] = np.zeros((5, 5), np.float32)
     with pytest.raises(cr.ShapeError, match=r"parameter W1: expected shape \(5, 4\)"):
         b.load_state_dict(bad)
+    # a mismatch in the last parameter changes none of the others
+    before = b.state_dict()
+    bad = nn.TwoLayerNet(4, 5, 3, rng).state_dict()
+    bad["b2"] = np.zeros(7, np.float32)
+    with pytest.raises(cr.ShapeError, match="parameter b2"):
+        b.load_state_dict(bad)
+    for name, value in b.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
 
 
 def test_config_rebuilds_the_same_architecture():

@@ -127,3 +127,14 @@ def test_axpy_in_place_through_a_scratch_array():
     optim.axpy(-0.5, x, y, np.empty_like(x))
     assert y is before
     np.testing.assert_array_equal(y, np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_float16_parameters_are_refused_in_one_line(name):
+    params = [
+        Tensor(np.zeros((2, 3), np.float32), requires_grad=True),
+        Tensor(np.zeros(3, np.float16), requires_grad=True),
+    ]
+    with pytest.raises(ConfigError, match=r"parameter 1 \(shape \(3,\)\) is float16") as info:
+        optim.optimizer_from_name(name, params, 0.1)
+    assert "\n" not in str(info.value) and "train in float32" in str(info.value)

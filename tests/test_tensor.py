@@ -30,6 +30,49 @@ def test_gradients_accumulate_where_a_tensor_is_used_twice():
     assert c.grad == 27.0
 
 
+def test_a_scalar_intermediate_used_three_times():
+    # the add's output h first receives the add's shared dout, then two products' gradients
+    w = Tensor(np.array(0.5), requires_grad=True)
+    h = w * 2 + 1
+    (h * h + h).backward()
+    assert w.grad == 10.0  # d/dw (h^2 + h) = (2h + 1) * 2 at h = 2
+    assert type(w.grad) is np.ndarray and w.grad.shape == ()
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+@pytest.mark.parametrize("uses", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("first", ["sum", "product"])
+def test_an_intermediate_used_many_times(shape, uses, first):
+    # f = h*h + (uses - 2) * h, built as separate gates, so h feeds `uses` gate inputs; the
+    # gradient that reaches h first comes from an add (a shared view) or a product (fresh)
+    w = Tensor(np.full(shape, 0.5), requires_grad=True)
+    h = w * 2 + 1
+    terms = [h] * (uses - 2)
+    f = h * h
+    for t in terms:
+        f = (t + f) if first == "sum" else (f + t)
+    f = f.sum() if shape else f
+    f.backward()
+    # df/dw = (2h + uses - 2) * 2 at h = 2
+    np.testing.assert_array_equal(w.grad, np.full(shape, 2.0 * (4 + uses - 2)))
+    assert type(w.grad) is np.ndarray and w.grad.shape == shape
+
+
+@pytest.mark.parametrize("uses", [2, 3, 4, 6])
+def test_a_scalar_leaf_and_a_scalar_root_used_many_times(uses):
+    x = Tensor(3.0, requires_grad=True)
+    f = x
+    for _ in range(uses - 1):
+        f = f * x  # x ** uses
+    f.backward()
+    assert x.grad == uses * 3.0 ** (uses - 1)
+    # a seed added to a root that already holds a gradient (0-d + 0-d) stays an array
+    y = Tensor(2.0, requires_grad=True)
+    for _ in range(uses):
+        y.backward()
+    assert y.grad == uses and type(y.grad) is np.ndarray
+
+
 def test_backward_adds_to_existing_gradients_until_zero_grad():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     (w * 3).sum().backward()
@@ -203,3 +246,113 @@ def test_topological_order_of_a_diamond_lists_each_tensor_once():
         for parent in t._inputs:
             assert order.index(parent) < order.index(t)
     assert order[-1] is f
+
+
+# --- a tensor changed in place between forward and backward -----------------------------------
+
+
+def test_a_saved_tensor_changed_in_place_is_refused_not_a_wrong_gradient():
+    x = Tensor(np.array([2.0]), requires_grad=True)
+    y = (x * x).sum()
+    x.data[...] = 5.0  # by hand: chainrule cannot see this write...
+    x.mark_modified("a hand-written change")  # ...until it is told
+    with pytest.raises(cr.ChainruleError) as info:
+        y.backward()  # would give 10 (2 * 5) where the gradient at the forward point is 4
+    message = str(info.value)
+    assert "a tensor of shape (1,) float64" in message and "mul gate" in message
+    assert "a hand-written change" in message and "run the forward pass again" in message
+    assert "\n" not in message
+    assert x.grad is None and y.grad is None  # refused before any gradient was written
+    y = (x * x).sum()  # the forward pass again: the gradient at the new point
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [10.0])
+
+
+@pytest.mark.parametrize("name", cr.optim.OPTIMIZERS)
+def test_an_optimizer_step_between_forward_and_backward_is_named(name):
+    W = Tensor(np.array([[2.0, -1.0]]), requires_grad=True, name="W")
+    x = Tensor(np.array([[1.0, 3.0]]))
+    optimizer = cr.optim.optimizer_from_name(name, [W], 0.1)
+    loss = ((x @ W.T) ** 2).sum()
+    W.grad = np.ones_like(W.data)
+    optimizer.step()
+    assert W.version == 1
+    kind = {"sgd": "SGD", "adam": "Adam"}.get(name, "Momentum")
+    with pytest.raises(
+        cr.ChainruleError,
+        match=rf"tensor 'W' of shape \(1, 2\) float64 \(seen "
+        rf"through a transpose view of it\), kept by the matmul gate .* by "
+        rf"{kind}\.step\(\)",
+    ):
+        loss.backward()
+
+
+def test_the_training_order_forward_backward_step_raises_nothing():
+    rng = np.random.default_rng(0)
+    net = cr.nn.TwoLayerNet(4, 5, 3, rng, dtype=np.float64)
+    optimizer = cr.optim.Adam(net.parameters(), 0.01)
+    X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = cr.losses.softmax_loss(net(X), y) + cr.losses.l2_penalty(net.weights(), 1e-3)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(p.version == 5 for p in net.parameters())
+
+
+def test_load_state_dict_between_forward_and_backward_is_named():
+    rng = np.random.default_rng(0)
+    net = cr.nn.LinearClassifier(3, 2, rng, dtype=np.float64)
+    loss = cr.losses.svm_loss(net(np.ones((2, 3))), np.array([0, 1]))
+    net.load_state_dict(net.state_dict())
+    with pytest.raises(cr.ChainruleError, match=r"LinearClassifier\.load_state_dict\(\)"):
+        loss.backward()
+
+
+def test_gates_that_keep_no_input_allow_a_later_change():
+    # add, sum, relu, exp, sigmoid, tanh keep shapes or their own output, not their input: the
+    # gradient is still the one at the forward point
+    x = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = (x + 1).sum() + x.exp().sum() + x.relu().sum() + x.sigmoid().sum() + x.tanh().sum()
+    at = x.data.copy()
+    x.data[...] = 7.0
+    x.mark_modified()
+    y.backward()
+    s = 1 / (1 + np.exp(-at))
+    np.testing.assert_allclose(
+        x.grad, 1 + np.exp(at) + (at > 0) + s * (1 - s) + 1 - np.tanh(at) ** 2
+    )
+
+
+def test_views_detach_and_wrapping_share_the_record_of_changes():
+    W = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with cr.no_grad():
+        flat = W.reshape(-1)  # a view made without a graph still changes with W
+    for view in (flat, W.detach(), Tensor(W), W.T, W.T.T.reshape(3, 2)):
+        y = (view * Tensor(np.ones(view.shape), requires_grad=True)).sum()  # mul keeps both
+        W.mark_modified("a test")
+        with pytest.raises(cr.ChainruleError, match="a test"):
+            y.backward()
+    for copy in (Tensor(W.data.copy()), W.T.reshape(-1)):  # (a transpose flattened: a copy)
+        y = (copy * Tensor(np.ones(copy.shape), requires_grad=True)).sum()
+        W.mark_modified("a test")
+        y.backward()  # a copy does not change with W
+
+
+def test_plus_equals_makes_a_new_tensor_and_rebinding_data_is_safe():
+    x = Tensor(np.array(2.0), requires_grad=True)
+    original = x
+    y = x * x
+    x += 1  # no in-place operators: x is now a new tensor, the graph keeps the old one
+    assert x is not original and x.data == 3.0 and original.data == 2.0
+    assert original.version == 0
+    y.backward()
+    assert original.grad == 4.0
+    z = Tensor(np.array(2.0), requires_grad=True)
+    w = z * z
+    z.data = np.array(5.0)  # rebinding: the gate kept the old array
+    w.backward()
+    assert z.grad == 4.0

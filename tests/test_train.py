@@ -231,6 +231,27 @@ def test_bad_data_is_named(change, error, message):
         fit(model, data, epochs=1, progress=False)
 
 
+def test_float16_training_is_refused_in_one_line():
+    # float16 data with the default float32 model, and a float16 model: each one clear line
+    data = blobs()
+    half = SimpleNamespace(
+        **{k: v.astype(np.float16) if k[0] == "X" else v for k, v in vars(data).items()}
+    )
+    model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
+    with pytest.raises(cr.DataError, match="training data is float16 but the model is float32"):
+        fit(model, half, epochs=1, progress=False)
+    model16 = nn.LinearClassifier(5, 3, np.random.default_rng(0), dtype=np.float16)
+    for optimizer in (None, optim.Adam):
+        with pytest.raises(cr.ConfigError, match="is float16, which cannot be trained") as info:
+            opt = optimizer(model16.parameters()) if optimizer else None
+            fit(model16, half, optimizer=opt, epochs=1, progress=False)
+        assert "\n" not in str(info.value)
+    # the trained float32 model cast to float16 scores as well as it did
+    fit(model, data, epochs=3, progress=False)
+    model16.load_state_dict(model.state_dict())
+    assert evaluate(model16, half.X_val, half.y_val) == evaluate(model, data.X_val, data.y_val)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -219,7 +219,9 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
         _, fn = FUNCTIONS[node.func.id]
         return fn(*(build(a) for a in node.args))
 
-    with np.errstate(all="raise"):
+    # Overflow, 0/0 and the like stop the circuit with a message; underflow does not: a result
+    # that rounds to 0 (or a subnormal), as exp(-800) or a sigmoid's far tail, is the right value.
+    with np.errstate(all="raise", under="ignore"):
         try:
             out = build(body)
         except FloatingPointError as e:
@@ -239,11 +241,14 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
         if id(t) not in labels:
             labels[id(t)] = t.name or "c"
 
-    with np.errstate(all="raise"):
+    with np.errstate(all="raise", under="ignore"):
         try:
             out.backward()
         except FloatingPointError as e:
-            raise ExpressionError(f"the backward pass failed: {e}") from None
+            raise ExpressionError(
+                f"the backward pass failed: {e} (a derivative is infinite or undefined at these "
+                "values, e.g. x**0.5 at x=0)"
+            ) from None
 
     circuit = Circuit(expression=expression.strip(), output=float(out.data))
     for t in order:

@@ -6,18 +6,28 @@ shape as the output), never modifies it, and returns one gradient per input, in 
 (``None`` for an input that has no gradient). A gate instance serves one call; the engine calls
 ``release`` after backward so caches never outlive their step.
 
-Two things the engine tells a gate, and one a gate tells the engine:
+Two things the engine tells a gate, and three a gate tells the engine:
 - ``needs_input_grad``: which inputs want a gradient (PyTorch's name). A gate may skip the work
   for the others and return ``None``: the data batch fed to the first layer needs none, and
   skipping its dx saves one of the six matrix products of a 2-layer step.
 - ``fresh_grads``: True when backward always returns newly allocated arrays that nothing else
   holds, so the engine may add later contributions into them in place. Gates that hand back
   ``dout`` itself or a view of it (add, sub, sum, reshape, transpose) say False.
+- ``saved_inputs``: the inputs whose arrays the gate keeps for backward (None: all of them, the
+  safe default). ``backward()`` refuses a graph in which one of those was changed in place after
+  the forward pass; gates that keep only shapes, or their own output, say ``()``.
+- ``view_of``: the input whose array the output may be a view of (reshape, transpose), so that
+  an in-place change of that input is a change of the output too (None for the others).
 
 One gradient may come back unformed: a dense layer's weight gradient dᵀx is returned as an
 ``OuterProduct`` holding d and x. Formed, it is an ordinary array (``np.asarray`` forms it);
 left as factors, the optimizer can apply W <- b W - lr dᵀx as one BLAS call that writes into W,
 so the update costs no pass over W of its own (see ``chainrule.blas``).
+
+Half precision: gates take float16 and keep it for their outputs and gradients, but every sum
+(a reduction, a broadcast input's gradient, a loss's mean) is accumulated in float32, as NumPy's
+``np.mean`` does for float16: float16's largest number is 65504 and its 11-bit sums stall
+(2048 + 1 = 2048), so a float16 accumulator makes a mean over 70,000 elements NaN.
 
 Gates know nothing of Tensors or of the rest of the graph. That keeps each one checkable alone
 against finite differences, and keeps the array code in one place (a CuPy swap touches only this
@@ -27,12 +37,35 @@ file, the losses and the data preprocessing).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from chainrule.errors import ShapeError
 
 Array = np.ndarray
+
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+def accumulator(dtype: np.dtype) -> np.dtype:
+    """The dtype to add up values of ``dtype`` in: float32 for float16, else ``dtype`` itself.
+
+    NumPy's own rule for ``np.mean`` on float16 (see the module docstring for why).
+    """
+    return _FLOAT32 if dtype == np.float16 else dtype
+
+
+def reduce_sum(x: Array, axis: tuple[int, ...], keepdims: bool = False) -> Array:
+    """``x`` summed over ``axis``, accumulated in ``accumulator(x.dtype)``, in x's dtype.
+
+    x: any shape; returns an array (0-d when every axis is summed away), never a NumPy scalar.
+    A float16 sum too large for float16 is inf (with NumPy's overflow warning), as it would be
+    exactly; float32 keeps every other float16 sum to float16's precision.
+    """
+    out = x.sum(axis=axis, keepdims=keepdims, dtype=accumulator(x.dtype))
+    return np.asarray(out).astype(x.dtype, copy=False)
 
 
 def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
@@ -46,10 +79,10 @@ def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
         return grad
     extra = grad.ndim - len(shape)
     if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = reduce_sum(grad, tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
+        grad = reduce_sum(grad, stretched, keepdims=True)
     return grad
 
 
@@ -140,6 +173,8 @@ class Gate:
     name = "gate"
     fresh_grads = True
     needs_input_grad: tuple[bool, ...] | None = None  # None: all of them
+    saved_inputs: tuple[int, ...] | None = None  # kept for backward; None: all of them
+    view_of: int | None = None  # the input the output may be a view of
 
     def forward(self, *xs: Array) -> Array:
         raise NotImplementedError
@@ -167,12 +202,13 @@ class Add(Gate):
     """out = a + b. Local gradients 1 and 1: the gate routes dout unchanged to both inputs."""
 
     name = "add"
+    saved_inputs = ()  # keeps no input array
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return a + b
+        return np.asarray(a + b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         return unbroadcast(dout, self.a_shape), unbroadcast(dout, self.b_shape)
@@ -182,15 +218,16 @@ class Sub(Gate):
     """out = a - b. Local gradients 1 and -1."""
 
     name = "sub"
+    saved_inputs = ()  # keeps no input array
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return a - b
+        return np.asarray(a - b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
-        return unbroadcast(dout, self.a_shape), unbroadcast(-dout, self.b_shape)
+        return unbroadcast(dout, self.a_shape), unbroadcast(np.asarray(-dout), self.b_shape)
 
 
 class Mul(Gate):
@@ -201,12 +238,12 @@ class Mul(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a, self.b = a, b
-        return a * b
+        return np.asarray(a * b)
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None]:
         a, b = self.a, self.b
-        da = unbroadcast(dout * b, a.shape) if self.needs(0) else None
-        db = unbroadcast(dout * a, b.shape) if self.needs(1) else None
+        da = unbroadcast(np.asarray(dout * b), a.shape) if self.needs(0) else None
+        db = unbroadcast(np.asarray(dout * a), b.shape) if self.needs(1) else None
         return da, db
 
 
@@ -218,12 +255,12 @@ class Div(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a, self.b = a, b
-        return a / b
+        return np.asarray(a / b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         a, b = self.a, self.b
-        da = dout / b
-        return unbroadcast(da, a.shape), unbroadcast(-da * a / b, b.shape)
+        da = np.asarray(dout / b)
+        return unbroadcast(da, a.shape), unbroadcast(np.asarray(-da * a / b), b.shape)
 
 
 class Maximum(Gate):
@@ -234,12 +271,13 @@ class Maximum(Gate):
     """
 
     name = "max"
+    saved_inputs = ()  # keeps no input array
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_wins = a > b
         self.a_shape, self.b_shape = a.shape, b.shape
-        return np.maximum(a, b)
+        return np.asarray(np.maximum(a, b))
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         da = np.where(self.a_wins, dout, 0).astype(dout.dtype, copy=False)
@@ -254,16 +292,24 @@ class Neg(Gate):
     """out = -x. Local gradient -1."""
 
     name = "neg"
+    saved_inputs = ()  # keeps no input array
 
     def forward(self, x: Array) -> Array:
-        return -x
+        return np.asarray(-x)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (-dout,)
+        return (np.asarray(-dout),)
 
 
 class Pow(Gate):
-    """out = x ** p for a constant p. d/dx = p * x**(p-1)."""
+    """out = x ** p for a constant p. d/dx = p * x**(p-1).
+
+    p = 0: out is the constant 1, so d/dx = 0 everywhere, x = 0 included, where the formula
+    would give 0 * inf = NaN (PyTorch returns 0 too). For every other p the formula's IEEE values
+    are the true derivative or its limit: 1 at x = 0 for p = 1 (0**0 = 1); 0 at x = 0 for p > 1;
+    inf at x = 0 for 0 < p < 1 (x**0.5 is vertical there); exact at negative x for an integer p;
+    NaN at negative x for a non-integer p, where the value x**p is NaN as well.
+    """
 
     name = "pow"
 
@@ -275,24 +321,27 @@ class Pow(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return x**self.exponent
+        return np.asarray(x**self.exponent)
 
     def backward(self, dout: Array) -> tuple[Array]:
         p = self.exponent
-        return (dout * (p * self.x ** (p - 1)),)
+        if p == 0:
+            return (np.zeros_like(self.x),)
+        return (np.asarray(dout * (p * self.x ** (p - 1))),)
 
 
 class Exp(Gate):
     """out = e**x. The local gradient is the output itself, so that is all the cache holds."""
 
     name = "exp"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        self.out = np.exp(x)
+        self.out = np.asarray(np.exp(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout * self.out,)
+        return (np.asarray(dout * self.out),)
 
 
 class Log(Gate):
@@ -302,10 +351,10 @@ class Log(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return np.log(x)
+        return np.asarray(np.log(x))
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout / self.x,)
+        return (np.asarray(dout / self.x),)
 
 
 class ReLU(Gate):
@@ -316,42 +365,67 @@ class ReLU(Gate):
     """
 
     name = "relu"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        self.out = relu(x)
+        self.out = np.asarray(relu(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout * (self.out > 0),)
+        return (np.asarray(dout * (self.out > 0)),)
 
 
 class Sigmoid(Gate):
-    """out = 1 / (1 + e**-x). d/dx = out * (1 - out): again only the output is cached."""
+    """out = 1 / (1 + e**-x). d/dx = out * (1 - out) = sigmoid(x) * sigmoid(-x).
+
+    Both tails keep their relative precision. With e = e**-|x|, which never overflows,
+    sigmoid(|x|) = 1 / (1 + e) and sigmoid(-|x|) = e / (1 + e): sigmoid(-40) is 4.2484e-18, not
+    0, and log(sigmoid(x)) stays finite until sigmoid(x) itself underflows (x < -745 in float64,
+    x < -104 in float32). For the derivative the complement sigmoid(-x) is cached beside the
+    output, because 1 - out rounds to 0 from x = 37 on (float64; 17 in float32) where the true
+    derivative is e**-x.
+    """
 
     name = "sigmoid"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        # Written through tanh so that no |x| overflows exp (for x << 0 the result keeps an
-        # absolute, not a relative, precision: fine for a gate whose output is added to others).
-        self.out = 0.5 * (np.tanh(0.5 * x) + 1)
+        with np.errstate(under="ignore"):  # e**-|x| underflowing to 0 is the right value
+            e = np.exp(-np.abs(x))
+            big = 1 / (1 + e)  # sigmoid(|x|), in [0.5, 1]
+            small = e * big  # sigmoid(-|x|), in [0, 0.5]
+        positive = x >= 0  # (False for NaN: NaN either way)
+        self.out = np.where(positive, big, small)
+        self.complement = np.where(positive, small, big)  # sigmoid(-x) = 1 - out, exactly
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        out = self.out
-        return (dout * out * (1 - out),)
+        with np.errstate(under="ignore"):  # a tail's tiny derivative may round to 0
+            return (np.asarray(dout * (self.out * self.complement)),)
 
 
 class Tanh(Gate):
-    """out = tanh(x). d/dx = 1 - out**2."""
+    """out = tanh(x). d/dx = 1 - out**2.
+
+    Unlike sigmoid's lower tail, tanh has no small output to lose: near +-1 its outputs carry
+    only absolute precision, and from |x| = 19 (float64; 10 in float32) tanh(x) rounds to +-1
+    exactly, where 1 - out**2 is 0 while sech(x)**2 is below the float's epsilon (1.3e-16;
+    8e-9 in float32). Those digits do not matter: the derivative is then below the float's
+    resolution of tanh's largest slope (1, at x = 0), and 0 is the exact derivative of the
+    function as computed, whose output there is the constant +-1. Keeping them would take an
+    exp of x in every backward, for every tanh unit (a 4 e**-2|x| / (1 + e**-2|x|)**2 form), to
+    gain nothing a following gate can use.
+    """
 
     name = "tanh"
+    saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        self.out = np.tanh(x)
+        self.out = np.asarray(np.tanh(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout * (1 - self.out**2),)
+        return (np.asarray(dout * (1 - self.out**2)),)
 
 
 # --- reductions and shape ----------
@@ -371,6 +445,7 @@ class Sum(Gate):
     """out = x summed over ``axis``. Every summed element gets dout: the gradient is copied back."""
 
     name = "sum"
+    saved_inputs = ()  # keeps no input array
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
@@ -379,7 +454,7 @@ class Sum(Gate):
     def forward(self, x: Array) -> Array:
         self.axes = _normalize_axis(self.axis, x.ndim)
         self.x_shape = x.shape
-        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
+        return reduce_sum(x, self.axes, self.keepdims)
 
     def backward(self, dout: Array) -> tuple[Array]:
         if not self.keepdims:
@@ -388,23 +463,41 @@ class Sum(Gate):
 
 
 class Mean(Sum):
-    """out = the mean over ``axis``: a Sum whose gradient is divided by the count."""
+    """out = the mean over ``axis``: a Sum whose gradient is divided by the count.
+
+    The sum and the division are done in ``accumulator(x.dtype)`` (float32 for float16), the
+    results and gradients are in x's dtype: a float16 mean over 70,000 ones is 1.0, and each
+    element's gradient 1/70000 is float16's subnormal 1.4305e-05 (within 0.2%; past 2**25
+    elements 1/count rounds to 0 in float16, where only a wider dtype can hold it). A mean over
+    no elements is a ShapeError (an empty output, e.g. (0, 3) averaged over axis 1, is fine).
+    """
 
     name = "mean"
 
     def forward(self, x: Array) -> Array:
-        out = super().forward(x)
-        self.count = int(np.prod([x.shape[a] for a in self.axes]))
-        return np.asarray(out / max(self.count, 1), dtype=x.dtype)
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.x_shape = x.shape
+        acc = accumulator(x.dtype)
+        total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
+        self.count = math.prod(x.shape[a] for a in self.axes)
+        if self.count == 0 and total.size:
+            raise ShapeError(
+                f"mean: no elements to average over (shape {x.shape}, axes {self.axes}); the "
+                "mean of nothing is undefined (a sum over nothing is 0)"
+            )
+        return np.asarray(total / self.count).astype(x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return super().backward(dout / max(self.count, 1))
+        share = dout.astype(accumulator(dout.dtype), copy=False) / self.count
+        return super().backward(np.asarray(share).astype(dout.dtype, copy=False))
 
 
 class Reshape(Gate):
     """out = x with a new shape. The gradient is dout with the old shape back."""
 
     name = "reshape"
+    saved_inputs = ()  # keeps no input array
+    view_of = 0  # (NumPy returns a view where it can)
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -428,6 +521,8 @@ class Transpose(Gate):
     """out = x with its axes permuted. The gradient undoes the permutation."""
 
     name = "transpose"
+    saved_inputs = ()  # keeps no input array
+    view_of = 0  # (NumPy returns a view where it can)
     fresh_grads = False  # hands back dout itself, or a view of it
 
     def __init__(self, axes: tuple[int, ...] | None = None) -> None:
@@ -454,11 +549,11 @@ class SumOfSquares(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        flat = x.reshape(-1)
-        return np.asarray(np.dot(flat, flat), dtype=x.dtype)
+        flat = x.reshape(-1).astype(accumulator(x.dtype), copy=False)
+        return np.asarray(np.dot(flat, flat)).astype(x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (self.x * (2 * dout),)
+        return (np.asarray(self.x * (2 * dout)),)
 
 
 # --- products ----------
@@ -515,6 +610,7 @@ class Affine(Gate):
     """
 
     name = "affine"
+    saved_inputs = (0, 1)  # x and W; of b only its gradient's shape
 
     def forward(self, x: Array, W: Array, b: Array) -> Array:
         if x.ndim != 2 or W.ndim != 2 or b.ndim != 1:
@@ -569,22 +665,35 @@ class AffineReLU(Affine):
 # --- fused losses ----------
 
 
-def check_labels(scores: Array, y: Array) -> Array:
-    """Validate labels for a loss on ``scores`` (N, K): y must be N integers in [0, K)."""
+def check_labels(scores: Array, y: Array, name: str = "loss") -> Array:
+    """Validate a batch for a loss named ``name``: scores (N, K) with N, K >= 1, and labels y,
+    N integers in [0, K). Returns y as an array.
+
+    Raises ShapeError for shapes, an empty batch (the mean over no examples is undefined) or no
+    classes; DataError for labels that are not integers or out of range.
+    """
     from chainrule.errors import DataError
 
     if scores.ndim != 2:
-        raise ShapeError(f"loss: scores must be (N, K), got shape {scores.shape}")
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != scores.shape[0]:
+        raise ShapeError(f"{name}: scores must be (N, K), got shape {scores.shape}")
+    n, k = scores.shape
+    if n == 0:
         raise ShapeError(
-            f"loss: labels must be a vector of N = {scores.shape[0]} integers, got shape {y.shape}"
+            f"{name}: the batch is empty (scores of shape {scores.shape}); the loss is a mean "
+            "over the batch and needs at least one example"
+        )
+    if k == 0:
+        raise ShapeError(f"{name}: the scores have no classes (shape {scores.shape})")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ShapeError(
+            f"{name}: labels must be a vector of N = {n} integers, got shape {y.shape}"
         )
     if y.dtype.kind not in "iu":  # (np.issubdtype says the same, slower: this runs every step)
-        raise DataError(f"loss: labels must be integers, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
+        raise DataError(f"{name}: labels must be integers, got dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= k:
         raise DataError(
-            f"loss: labels must lie in [0, {scores.shape[1] - 1}] for {scores.shape[1]} classes, "
+            f"{name}: labels must lie in [0, {k - 1}] for {k} classes, "
             f"got values from {y.min()} to {y.max()}"
         )
     return y
@@ -596,22 +705,31 @@ class SoftmaxCrossEntropy(Gate):
     scores: (N, K), labels y: (N,) given to the constructor (they get no gradient). out: 0-d.
     Stable: the row maximum is subtracted before exp. The gradient has the famous simple form
     dscores = (softmax(scores) - onehot(y)) / N, so the cache is just the probabilities.
+    Infinite scores take their limits, value and gradient alike (see ``chainrule.losses``): a
+    row whose maximum is +inf has the softmax onehot(that class) when it is its only +inf, and is
+    NaN when it has two or more. An empty batch is a ShapeError.
     """
 
     name = "softmax_cross_entropy"
+    saved_inputs = ()  # keeps no input array
 
     def __init__(self, y: Array) -> None:
         self.y = y
 
     def forward(self, scores: Array) -> Array:
-        y = check_labels(scores, self.y)
+        y = check_labels(scores, self.y, self.name)
         n, k = scores.shape
+        self.dtype = scores.dtype
+        scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
         # Entries picked per row (the max, the label) by their index in the flattened array:
         # on a batch of 128 x 10, 2-D fancy indexing costs several times the arithmetic.
         starts = np.arange(0, n * k, k, dtype=np.intp)
         top = scores.argmax(axis=1)
         top += starts
-        shifted = scores - scores.reshape(-1)[top][:, None]
+        # inf - inf is NaN (settled below); a finite difference past the float range is -inf,
+        # whose exp 0 is the exact limit: neither is worth a warning
+        with np.errstate(invalid="ignore", over="ignore"):
+            shifted = scores - scores.reshape(-1)[top][:, None]
         label = y.astype(np.intp, copy=False) + starts  # (uint64 + int64 would be float64)
         shifted_y = shifted.reshape(-1)[label]
         exp = np.exp(shifted, out=shifted)
@@ -625,15 +743,34 @@ class SoftmaxCrossEntropy(Gate):
         rest += 1
         exp *= np.reciprocal(rest, out=rest)[:, None]  # N divisions, not N x K
         self.probs, self.label = exp, label
-        return np.asarray(-np.add.reduce(shifted_y) / n, dtype=scores.dtype)
+        loss = -np.add.reduce(shifted_y) / n
+        if not np.isfinite(loss):  # a non-finite score somewhere (finite ones never get here)
+            loss = self._non_finite_rows(scores, top, shifted_y)
+        return np.asarray(loss).astype(self.dtype, copy=False)
+
+    def _non_finite_rows(self, scores: Array, top: Array, shifted_y: Array) -> Array:
+        """Limits where s - max was inf - inf = NaN. A row whose maximum is +inf, at class j,
+        alone: the softmax is onehot(j) and the loss 0 (j = y) or +inf (j != y). Two or more
+        +inf, a NaN, or only -inf: undefined, NaN loss and NaN probabilities (the last step
+        would otherwise leave a one-class row's probability at 1). Returns the batch's loss."""
+        n, k = scores.shape
+        rows = np.flatnonzero(scores.reshape(-1)[top] == np.inf)
+        if rows.size:
+            j = top[rows] - rows * k  # the column of each row's (first) +inf
+            alone = np.count_nonzero(scores[rows] == np.inf, axis=1) == 1
+            on_label = self.label[rows] == top[rows]
+            shifted_y[rows] = np.where(alone, np.where(on_label, 0, -np.inf), np.nan)
+            self.probs[rows] = np.arange(k) == j[:, None]
+        self.probs[np.isnan(shifted_y)] = np.nan
+        return -np.add.reduce(shifted_y) / n
 
     def backward(self, dout: Array) -> tuple[Array]:
         n = self.probs.shape[0]
         # The probabilities are needed by no one else (a gate serves one call): reuse them.
         dscores, self.probs = self.probs, None
         dscores.reshape(-1)[self.label] -= 1  # one label per row: no index repeats
-        dscores *= dout / n
-        return (dscores,)
+        dscores *= dout.astype(dscores.dtype, copy=False) / n  # (float16: 1/n in float32)
+        return (dscores.astype(self.dtype, copy=False),)
 
 
 class MulticlassHinge(Gate):
@@ -641,26 +778,39 @@ class MulticlassHinge(Gate):
 
     scores: (N, K), labels y: (N,). out: 0-d. Margin 1. Each positive margin adds +1 to ds_j and
     -1 to ds_y. At a kink (a margin of exactly 0) the term contributes no gradient, as ReLU.
+    Infinite margins are limits (+inf: a positive margin; -inf: 0); a NaN margin (inf - inf, or
+    a NaN score) makes the loss NaN and its row's gradient NaN (see ``chainrule.losses``). An
+    empty batch is a ShapeError.
     """
 
     name = "multiclass_hinge"
+    saved_inputs = ()  # keeps no input array
 
     def __init__(self, y: Array) -> None:
         self.y = y
 
     def forward(self, scores: Array) -> Array:
-        y = check_labels(scores, self.y)
+        y = check_labels(scores, self.y, self.name)
         n = scores.shape[0]
+        self.dtype = scores.dtype
+        scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
         rows = np.arange(n)
-        margins = scores - scores[rows, y][:, None] + 1
+        with np.errstate(invalid="ignore", over="ignore"):  # +-inf scores: limits, or NaN
+            margins = scores - scores[rows, y][:, None] + 1  # (the sum below may still warn)
         margins[rows, y] = 0
         relu(margins, out=margins)
         self.positive, self.y = margins > 0, y
-        return np.asarray(margins.sum() / max(n, 1), dtype=scores.dtype)
+        total = margins.sum()
+        # NaN > 0 is False: without this, a NaN loss would come with a finite gradient
+        self.undefined = np.isnan(margins).any(axis=1) if np.isnan(total) else None
+        return np.asarray(total / n).astype(self.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
         n = self.positive.shape[0]
-        dscores = self.positive.astype(dout.dtype)
+        acc = accumulator(self.dtype)
+        dscores = self.positive.astype(acc)
         dscores[np.arange(n), self.y] = -dscores.sum(axis=1)
-        dscores *= dout / n
-        return (dscores,)
+        dscores *= dout.astype(acc, copy=False) / n  # (float16: 1/n in float32)
+        if self.undefined is not None:
+            dscores[self.undefined] = np.nan
+        return (dscores.astype(self.dtype, copy=False),)

@@ -8,6 +8,20 @@
 
 Each data loss is one fused gate (``gates.SoftmaxCrossEntropy``, ``gates.MulticlassHinge``): the
 formulas are vectorized there, and ``*_loop`` versions here spell them out for the tests.
+
+At the edges (the gates and the loops alike):
+- An empty batch (N = 0) is a ShapeError naming the loss: a mean over no examples is undefined
+  (so is ``Tensor.mean()`` over no elements; a sum over none is 0). So are scores with no class.
+- Infinite scores take their limits, and the gradient is the limit of the gradient, so value and
+  gradient agree. Softmax, for one row: s_y = +inf, the others finite or -inf: loss 0, gradient
+  0 (the model is right beyond doubt); +inf on one wrong class j: loss +inf, gradient +1 at j and
+  -1 at y; s_y = -inf: loss +inf, gradient p_j at each j and p_y - 1 = -1 at y. Hinge: s_y = +inf
+  makes every margin -inf: loss 0, gradient 0; a +inf wrong score or s_y = -inf makes a margin
+  +inf: loss +inf, and that term's gradient is the usual +1 at j, -1 at y.
+- Undefined rows: a NaN score, an inf - inf (softmax: two or more +inf in a row, or every score
+  -inf; hinge: a margin of two infinities of the same sign), make the loss NaN and that row's
+  gradient NaN; the other rows' gradients are unchanged.
+(Gradients are of the mean: each row's is divided by N.)
 """
 
 from __future__ import annotations
@@ -24,12 +38,20 @@ LossFn = Callable[[Tensor, Any], Tensor]
 
 
 def softmax_loss(scores: Tensor, y: Any) -> Tensor:
-    """Mean softmax cross-entropy. scores: (N, K) Tensor, y: (N,) ints in [0, K). Returns 0-d."""
+    """Mean softmax cross-entropy. scores: (N, K) Tensor, y: (N,) ints in [0, K). Returns 0-d.
+
+    Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
+    and NaN scores: see the module docstring.
+    """
     return apply(gates.SoftmaxCrossEntropy(np.asarray(y)), scores)
 
 
 def svm_loss(scores: Tensor, y: Any) -> Tensor:
-    """Mean multiclass hinge loss, margin 1. scores: (N, K) Tensor, y: (N,) ints. Returns 0-d."""
+    """Mean multiclass hinge loss, margin 1. scores: (N, K) Tensor, y: (N,) ints. Returns 0-d.
+
+    Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
+    and NaN scores: see the module docstring.
+    """
     return apply(gates.MulticlassHinge(np.asarray(y)), scores)
 
 
@@ -45,11 +67,30 @@ def l2_penalty(weights: Iterable[Tensor], reg: float) -> Tensor:
 
 
 def softmax_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """The softmax loss and dscores with explicit loops, for checking the gate. scores: (N, K)."""
+    """The softmax loss and dscores with explicit loops, for checking the gate.
+
+    scores: (N, K), y: (N,). Returns the mean loss and dscores (N, K) in float64. The edge cases
+    are spelled out as the module docstring states them; raises what the gate raises.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
     n, k = scores.shape
-    loss, dscores = 0.0, np.zeros_like(scores, dtype=np.float64)
+    y = gates.check_labels(scores, y, "softmax_loss_loop")
+    loss, dscores = 0.0, np.zeros_like(scores)
     for i in range(n):
-        row = scores[i] - np.max(scores[i])
+        row = scores[i]
+        infinite = [j for j in range(k) if row[j] == np.inf]
+        if np.isnan(row).any() or len(infinite) > 1:  # undefined
+            loss += np.nan
+            dscores[i] = np.nan
+            continue
+        if infinite:  # the softmax is onehot(j): the loss 0 if j is the label, else +inf
+            j = infinite[0]
+            loss += 0.0 if j == y[i] else np.inf
+            dscores[i, j] += 1 / n
+            dscores[i, y[i]] -= 1 / n
+            continue
+        with np.errstate(invalid="ignore", over="ignore"):  # as the gate: only -inf: NaN
+            row = row - np.max(row)
         total = sum(np.exp(row[j]) for j in range(k))
         loss += -row[y[i]] + np.log(total)
         for j in range(k):
@@ -59,14 +100,25 @@ def softmax_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndar
 
 
 def svm_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """The hinge loss and dscores with explicit loops, for checking the gate. scores: (N, K)."""
+    """The hinge loss and dscores with explicit loops, for checking the gate.
+
+    scores: (N, K), y: (N,). Returns the mean loss and dscores (N, K) in float64. The edge cases
+    are spelled out as the module docstring states them; raises what the gate raises.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
     n, k = scores.shape
-    loss, dscores = 0.0, np.zeros_like(scores, dtype=np.float64)
+    y = gates.check_labels(scores, y, "svm_loss_loop")
+    loss, dscores = 0.0, np.zeros_like(scores)
     for i in range(n):
         for j in range(k):
             if j == y[i]:
                 continue
-            margin = scores[i, j] - scores[i, y[i]] + 1
+            with np.errstate(invalid="ignore", over="ignore"):  # as the gate: inf - inf, NaN
+                margin = scores[i, j] - scores[i, y[i]] + 1
+            if np.isnan(margin):  # undefined: the whole row's gradient with it
+                loss += np.nan
+                dscores[i] = np.nan
+                break
             if margin > 0:
                 loss += margin
                 dscores[i, j] += 1 / n

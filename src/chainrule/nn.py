@@ -60,7 +60,8 @@ class Module:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Set every parameter from ``state``: names and shapes must match exactly; values are
-        cast to each parameter's dtype."""
+        cast to each parameter's dtype. The change is in place and recorded on each parameter
+        (``Tensor.mark_modified``): a graph recorded before it refuses ``backward()``."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
@@ -69,11 +70,14 @@ class Module:
                 f"state does not match the model: missing {missing or 'nothing'}, "
                 f"unexpected {unexpected or 'nothing'}"
             )
-        for name, p in params.items():
+        for name, p in params.items():  # every shape first: a mismatch changes nothing
             value = np.asarray(state[name])
             if value.shape != p.shape:
                 raise ShapeError(f"parameter {name}: expected shape {p.shape}, got {value.shape}")
-            p.data[...] = value  # in place: optimizers hold references to these arrays
+        by = f"{type(self).__name__}.load_state_dict()"
+        for name, p in params.items():
+            p.data[...] = state[name]  # in place: optimizers hold references to these arrays
+            p.mark_modified(by)
 
     @property
     def input_size(self) -> int:

@@ -1,8 +1,9 @@
 """Optimizers, in increasing complexity, and learning-rate schedules.
 
 An optimizer holds references to parameter tensors and, on ``step()``, changes their ``data`` in
-place from their ``grad``. Updates never happen inside a gate's backward (that could not be
-gradient-checked); training calls ``backward()`` then ``step()``.
+place from their ``grad``, and records that change on each (``Tensor.mark_modified``), so a graph
+recorded before the step refuses ``backward()``. Updates never happen inside a gate's backward
+(that could not be gradient-checked); training calls ``backward()`` then ``step()``.
 
 Two things make a step cheap. A dense layer's weight gradient arrives unformed, as the factors of
 dᵀx (``gates.OuterProduct``): the update adds ``-lr * dᵀx`` into the weights (or the velocity) in
@@ -41,12 +42,24 @@ def _fraction(name: str, value: float) -> float:
 
 
 class Optimizer:
-    """Base: the parameters, the learning rate, and per-parameter state (for resuming)."""
+    """Base: the parameters, the learning rate, and per-parameter state (for resuming).
+
+    Parameters must be float32 or float64: a ConfigError refuses float16 ones, whose updates
+    would be made in float16, where every change below 1/2048 of a weight is lost and Adam's eps
+    (1e-8) is 0. Train in float32 and cast the trained weights if float16 is wanted.
+    """
 
     def __init__(self, params: Iterable[Tensor], learning_rate: float) -> None:
         self.params = list(params)
         if not self.params:
             raise ConfigError("the optimizer got no parameters")
+        for i, p in enumerate(self.params):
+            if p.dtype == np.float16:
+                raise ConfigError(
+                    f"{type(self).__name__}: parameter {i} ({p.name or f'shape {p.shape}'}) is "
+                    "float16, which cannot be trained here (updates below 1/2048 of a weight "
+                    "are lost): train in float32 and cast the trained weights"
+                )
         self.learning_rate = _positive("learning rate", learning_rate)
         self.steps = 0
         # One scratch array per parameter, reused every step: a step allocates nothing.
@@ -67,12 +80,14 @@ class Optimizer:
         if decay is not None and len(decay) != len(self.params):
             raise ConfigError(f"decay has {len(decay)} values for {len(self.params)} parameters")
         self.steps += 1
+        by = f"{type(self).__name__}.step()"
         for i, p in enumerate(self.params):
             g, c = p.raw_grad, 0.0 if decay is None else float(decay[i])
             if g is None and c:  # unused by the loss, but the L2 term still pulls it to 0
                 g = np.zeros_like(p.data)
             if g is not None:
                 self.update(i, p.data, g, c)
+                p.mark_modified(by)  # a graph recorded before this step can no longer backward
 
     def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
         """Change parameter i's values w in place, given its gradient dw + decay * w.

@@ -4,6 +4,14 @@ A Tensor made by a gate keeps that gate and the gate's input Tensors. ``backward
 once (iteratively, so a chain of any depth works) and walks it in reverse: each gate gets the
 gradient of its output and hands one gradient to each input. Gradients add up where a tensor feeds
 more than one gate.
+
+In-place changes: a gate keeps its input arrays for backward (mul keeps both factors), so a tensor
+changed in place between the forward pass and ``backward()`` would give the gradient at the new
+values, silently. Every in-place change chainrule makes (an optimizer step, ``load_state_dict``)
+calls ``Tensor.mark_modified``, which ticks a global clock and stamps the tensor with it; ``apply``
+stamps each gate it records with the clock; ``backward()`` first checks every gate whose inputs
+changed after its stamp and refuses with a ChainruleError naming the tensor and what changed it.
+(One stamp per gate, not one version per input: the same answer, at no cost per input.)
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from chainrule import gates
 from chainrule.errors import ChainruleError, ShapeError
 
 _grad_enabled = True
+
+# Ticks at every in-place change made through ``Tensor.mark_modified`` (see the module docstring).
+_clock = 0
 
 
 @contextlib.contextmanager
@@ -72,19 +83,48 @@ def _as_array(value: Any, like: np.ndarray | None = None) -> np.ndarray:
     return array
 
 
+class _Version:
+    """A tensor's in-place changes: how many, the clock at the last one, and what made it."""
+
+    __slots__ = ("by", "count", "last")
+
+    def __init__(self) -> None:
+        self.count, self.last, self.by = 0, 0, ""
+
+
 class Tensor:
     """An array with a gradient, and the gate (and inputs) that made it.
 
     data: the values, any shape (a scalar is 0-d). grad: same shape, filled in by ``backward()``.
     requires_grad: whether gradients flow to this tensor. Integer and boolean data become float64;
     float32 and float64 stay as they are.
+
+    In-place changes: ``backward()`` refuses (ChainruleError) when a tensor that a gate kept for
+    its gradient was changed in place after the forward pass, by an optimizer step or
+    ``load_state_dict``, or by anything that called ``mark_modified()``. What chainrule cannot see
+    is a write into the NumPy array by hand (``t.data[...] = v``, ``t.data += 1``, ``out=t.data``):
+    call ``t.mark_modified()`` after one, or run the forward pass again. ``Tensor(t)`` and
+    ``t.detach()`` share t's array and its record of changes; ``Tensor(t.data)`` shares only the
+    array. Rebinding (``t.data = new_array``) changes nothing a gate kept, and ``t += 1`` makes a
+    new tensor (there are no in-place operators), so both are safe.
     """
 
-    __slots__ = ("_gate", "_grad", "_inputs", "data", "name", "requires_grad")
+    __slots__ = (
+        "_gate",
+        "_grad",
+        "_inputs",
+        "_stamp",
+        "_version",
+        "data",
+        "name",
+        "requires_grad",
+    )
     __array_priority__ = 100  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
-        if isinstance(data, Tensor):
+        version = None
+        if isinstance(data, Tensor):  # the same array: the same record of in-place changes
+            version = data._shared_version()
             data = data.data
         # Most tensors are a gate's float output: skip the checks (a few µs each, every step).
         if not (type(data) is np.ndarray and data.dtype.kind == "f"):
@@ -95,6 +135,37 @@ class Tensor:
         self.name = name
         self._gate: gates.Gate | None = None
         self._inputs: tuple[Tensor, ...] = ()
+        self._version: _Version | None = version  # made on the first in-place change
+        # (_stamp, the clock when apply recorded this tensor's gate, is set by apply only)
+
+    # --- in-place changes ---
+    @property
+    def version(self) -> int:
+        """How many in-place changes of ``data`` chainrule has recorded (see ``mark_modified``)."""
+        return 0 if self._version is None else self._version.count
+
+    def mark_modified(self, by: str = "an in-place change") -> None:
+        """Record that ``data`` was changed in place, by ``by`` (e.g. ``"SGD.step()"``).
+
+        A graph recorded before this change that kept this tensor for its gradient then refuses
+        ``backward()`` with a ChainruleError naming the tensor and ``by``. Optimizers and
+        ``Module.load_state_dict`` call it; call it after writing into ``data`` by hand.
+        """
+        global _clock
+        _clock += 1
+        version = self._shared_version()
+        version.count += 1
+        version.last, version.by = _clock, by
+
+    def _shared_version(self) -> _Version:
+        if self._version is None:
+            self._version = _Version()
+        return self._version
+
+    def _describe(self) -> str:
+        """The tensor for a message: its name if it has one, and its shape and dtype."""
+        what = f"tensor {self.name!r}" if self.name else "a tensor"
+        return f"{what} of shape {self.shape} {self.dtype}"
 
     # --- the gradient ---
     @property
@@ -151,8 +222,8 @@ class Tensor:
         return self.data
 
     def detach(self) -> Tensor:
-        """A leaf with the same data and no history."""
-        return Tensor(self.data)
+        """A leaf with the same data (and record of in-place changes) and no history."""
+        return Tensor(self)
 
     def zero_grad(self) -> None:
         """Forget the gradient (the next backward starts from zero)."""
@@ -275,9 +346,11 @@ class Tensor:
                 raise ShapeError(
                     f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
                 )
-        self.grad = seed if self.grad is None else self.grad + seed
-        owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
         order = topological_order(self)
+        check_saved_inputs(order)  # before any gradient is touched
+        # np.asarray: a sum of two 0-d arrays is a NumPy scalar, and gradients stay arrays.
+        self.grad = seed if self.grad is None else np.asarray(self.grad + seed)
+        owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
         # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
         # Listed when the first unformed gradient arrives (most graphs have none).
         params: list[np.ndarray] | None = None
@@ -324,7 +397,9 @@ class Tensor:
                 else:
                     # Out of place: this array may be shared (add hands one dout to both of
                     # its inputs), and adding into it would corrupt a neighbour's gradient.
-                    parent._grad = held + g
+                    # np.asarray: two 0-d arrays add up to a NumPy scalar, which the next
+                    # contribution could not be added into (a scalar used three times).
+                    parent._grad = np.asarray(held + g)
                     owned.add(id(parent))
             gate.release()
             node._gate, node._inputs = _SPENT, ()
@@ -346,6 +421,43 @@ class _Spent(gates.Gate):
 
 
 _SPENT = _Spent()
+
+
+def check_saved_inputs(order: Sequence[Tensor]) -> None:
+    """Refuse a graph in which a tensor a gate kept for backward was changed in place since.
+
+    order: tensors as ``topological_order`` gives them. Raises ChainruleError naming the first
+    such tensor, the gate and what changed it. Costs one comparison per gate when nothing was
+    changed in place since the graph was recorded (a training step: step() comes after backward).
+    """
+    clock = _clock
+    for node in order:
+        gate = node._gate
+        if gate is None or node._stamp == clock:
+            continue
+        saved = gate.saved_inputs
+        for i, t in enumerate(node._inputs):
+            version = t._version
+            if version is None or version.last <= node._stamp:
+                continue
+            if saved is not None and i not in saved:
+                continue  # the gate kept only its shape, or nothing of it
+            raise ChainruleError(
+                f"backward: {_changed(t)}, kept by the {gate.describe()} gate for its "
+                f"gradient, was changed in place by {version.by} after the forward pass, so the "
+                "gradient would be taken at the new values; run the forward pass again after "
+                "the change (in a training loop: forward, backward, then step)"
+            )
+
+
+def _changed(t: Tensor) -> str:
+    """``t`` for the message of check_saved_inputs: a view is named by the tensor it shows."""
+    source = t
+    while source._gate is not None and source._gate.view_of is not None and source._inputs:
+        source = source._inputs[source._gate.view_of]
+    if source is t:
+        return t._describe()
+    return f"{source._describe()} (seen through a {t._gate.describe()} view of it)"  # type: ignore[union-attr]
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
@@ -393,12 +505,15 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
         like = next((x for x in operands if isinstance(x, Tensor)), None)
         inputs = tuple(as_tensor(x, like) for x in operands)
     out = Tensor(gate.forward(*[t.data for t in inputs]))
+    if gate.view_of is not None and np.may_share_memory(out.data, inputs[gate.view_of].data):
+        # A view changes with its input's array: it shares the input's record of changes.
+        out._version = inputs[gate.view_of]._shared_version()
     if _grad_enabled:
         needs = tuple([t.requires_grad for t in inputs])
         if any(needs):  # (requires_grad may be any truthy value)
             gate.needs_input_grad = needs
             out.requires_grad = True
-            out._gate, out._inputs = gate, inputs
+            out._gate, out._inputs, out._stamp = gate, inputs, _clock
     return out
 
 

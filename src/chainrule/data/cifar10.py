@@ -1,8 +1,9 @@
 """CIFAR-10 in its official python-pickle form (``cifar-10-batches-py``).
 
 A pickle can run any code while it loads, so the batches are read with an unpickler that knows
-only the few globals these files contain (a numpy array and its dtype); any other global, such
-as ``os.system``, is refused before it is called. Each data row holds 3,072 bytes as three
+only the few globals these files contain (the constructors numpy pickles an array with, at any
+pickle protocol, and its dtype); any other global, such as ``os.system``, is refused before it is
+called. Each data row holds 3,072 bytes as three
 32x32 planes, R then G then B; they are reordered to (H, W, C) so image_shape is (32, 32, 3).
 """
 
@@ -51,9 +52,12 @@ ARCHIVE = RemoteArchive(
 )
 
 # numpy pickles an array as _reconstruct(ndarray, shape, dtype) plus its state; Python 3 pickles
-# at protocol 2 wrap bytes in _codecs.encode. The function is taken from a live array, so this
+# at protocol 2 wrap bytes in _codecs.encode. From protocol 5 on, numpy pickles a contiguous
+# array as _frombuffer(bytes, dtype, shape, order) instead, which only views bytes as an array
+# (np.frombuffer refuses object dtypes). Both functions are taken from a live array, so this
 # works whether numpy calls its module numpy.core (1.x) or numpy._core (2.x).
 _RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # (numpy >= 1.16; before, _reconstruct again)
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
@@ -61,6 +65,9 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): codecs.encode,
 }
+if _FROMBUFFER.__name__ == "_frombuffer":
+    ALLOWED_GLOBALS[("numpy.core.numeric", "_frombuffer")] = _FROMBUFFER
+    ALLOWED_GLOBALS[("numpy._core.numeric", "_frombuffer")] = _FROMBUFFER
 
 
 class RestrictedUnpickler(pickle.Unpickler):

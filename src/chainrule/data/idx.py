@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,30 +103,81 @@ SOURCES: dict[str, IdxSource] = {
 }
 
 
+# The IDX format's type codes (LeCun's description of the MNIST files).
+IDX_TYPES = {
+    0x08: "unsigned byte",
+    0x09: "signed byte",
+    0x0B: "short, 2 bytes",
+    0x0C: "int, 4 bytes",
+    0x0D: "float, 4 bytes",
+    0x0E: "double, 8 bytes",
+}
+
+
+def _is_magic(head: bytes) -> bool:
+    """Whether 4 bytes are an IDX magic: 00 00, a known type code, at least one dimension."""
+    return head[0] == 0 and head[1] == 0 and head[2] in IDX_TYPES and head[3] >= 1
+
+
 def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
     """Parse the bytes of an uncompressed IDX file into a uint8 array of the stored shape.
 
     Strict: the magic, the dtype code (only uint8), and that the payload is exactly the product of
-    the dimensions. Anything else raises DataError naming ``name``.
+    the dimensions. Sizes are Python integers, so no header, however large its dimensions, can
+    wrap around. Anything else raises DataError naming ``name`` and, where the bytes say so, the
+    likely cause (truncated, a little-endian header, not an IDX file).
     """
     if len(data) < 4:
-        raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header (4+ bytes)")
-    zero1, zero2, code, ndim = data[:4]
-    if zero1 != 0 or zero2 != 0 or ndim == 0:
         raise DataError(
-            f"{name}: bad IDX magic {data[:4].hex()}; expected 0000 then a dtype code and ndim >= 1"
+            f"{name}: {len(data)} bytes is too short for an IDX header (4+ bytes): truncated or "
+            "not an IDX file"
+        )
+    head = data[:4]
+    if not (head[0] == 0 and head[1] == 0 and head[3] >= 1):
+        cause = (
+            "its bytes reversed are one: a little-endian header (IDX is big-endian)"
+            if _is_magic(head[::-1])
+            else "not an IDX file"
+        )
+        raise DataError(
+            f"{name}: bad IDX magic {head.hex()}; expected 0000 then a dtype code and ndim >= 1: "
+            f"{cause}"
+        )
+    code, ndim = head[2], head[3]
+    if code not in IDX_TYPES:
+        raise DataError(
+            f"{name}: IDX dtype code 0x{code:02x} is no IDX type; expected 0x08 (unsigned byte): "
+            "not an IDX file"
         )
     if code != UINT8_CODE:
-        raise DataError(f"{name}: IDX dtype code 0x{code:02x}; expected 0x08 (uint8)")
+        raise DataError(
+            f"{name}: IDX dtype code 0x{code:02x} ({IDX_TYPES[code]}); expected 0x08 (unsigned "
+            "byte), the type of MNIST's images and labels"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DataError(f"{name}: file ends inside the IDX header ({ndim} dimensions)")
-    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(data) - header != expected:
         raise DataError(
-            f"{name}: IDX payload is {len(data) - header} bytes; expected {expected} for "
-            f"dimensions {dims}"
+            f"{name}: file ends inside the IDX header ({len(data)} bytes; {ndim} dimensions need "
+            f"{header}): truncated"
+        )
+    fields = [data[4 + 4 * i : 8 + 4 * i] for i in range(ndim)]
+    dims = tuple(int.from_bytes(f, "big") for f in fields)
+    expected = math.prod(dims)  # a Python int: never wraps around, as int64 did
+    payload = len(data) - header
+    if payload != expected:
+        swapped = tuple(int.from_bytes(f, "little") for f in fields)
+        if math.prod(swapped) == payload:
+            cause = (
+                f"read little-endian the dimensions are {swapped}, which fit: the header is "
+                "little-endian (IDX is big-endian)"
+            )
+        elif payload < expected:
+            cause = "truncated, little-endian or not an IDX file"
+        else:
+            cause = f"{payload - expected} bytes too many: not an IDX file, or two run together"
+        raise DataError(
+            f"{name}: IDX payload is {payload} bytes; expected {expected} for dimensions {dims}: "
+            f"{cause}"
         )
     try:
         return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
@@ -250,6 +302,11 @@ def _pair(
         raise DataError(f"{images_path}: IDX images have {images.ndim} dimensions; expected 3")
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: IDX labels have {labels.ndim} dimensions; expected 1")
+    if 0 in images.shape:
+        raise DataError(
+            f"{images_path}: IDX images of dimensions {images.shape} hold no image; expected "
+            "(N, H, W) with N, H and W at least 1"
+        )
     if len(images) != len(labels):
         raise DataError(
             f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} "
