@@ -72,7 +72,7 @@ def reference(tmp_path_factory) -> tuple[Path, float]:
 def finish(out: Path) -> None:
     """Resume (or start again, if the kill came before anything was saved) until done."""
     for _ in range(3):
-        args = ["--resume", str(out)] if (out / "config.json").exists() else []
+        args = ["--resume", str(out)] if (out / "checkpoint.safetensors").exists() else []
         done = subprocess.run(
             [sys.executable, "-m", "chainrule", *TRAIN[:1], *args]
             if args
