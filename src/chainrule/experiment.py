@@ -294,21 +294,44 @@ def make_augment(config: TrainConfig, data: datasets.Dataset) -> HorizontalFlip 
 
 
 def check_splits(config: TrainConfig, data: datasets.Dataset) -> None:
-    """Refuse splits training cannot use, saying why and what would work (ConfigError)."""
+    """Refuse splits training cannot use, saying why and what would work (ConfigError): it needs
+    one validation image or more (it keeps the best validation epoch's weights) and a batch."""
     n_val, n_train = len(data.y_val), len(data.y_train)
+    if n_val and config.batch_size <= n_train:
+        return
     if n_val == 0:
-        kept = f"the {n_train} images --max-train keeps" if config.max_train else "the data"
-        raise ConfigError(
-            f"--val-size {config.val_size} of {kept} is 0 images; training keeps the weights of "
-            "the best validation epoch, so it needs at least one: use a larger --max-train or "
-            "--val-size 1"
+        why = (
+            "leaves no validation image, and training keeps the weights of the best "
+            "validation epoch"
         )
-    if config.batch_size > n_train:
+    else:
+        why = f"leaves {n_train} training images, fewer than --batch-size {config.batch_size}"
+    if config.max_train is not None:
+        need = smallest_pool(config.val_size, config.batch_size)
         raise ConfigError(
-            f"batch size {config.batch_size} is larger than the {n_train} training examples "
-            f"({n_val} more are held out for validation): use --batch-size {n_train} or less"
-            + (" or a larger --max-train" if config.max_train else "")
+            f"--max-train {config.max_train} with --val-size {config.val_size} {why}: use "
+            f"--max-train {need} or more"
+            + (f", or --batch-size {n_train} or less" if n_val and n_train else "")
         )
+    if n_val == 0:
+        raise ConfigError(
+            f"--val-size {config.val_size} of {n_train} images {why}: use --val-size 1 or more"
+        )
+    raise ConfigError(
+        f"batch size {config.batch_size} is larger than the {n_train} training examples "
+        f"({n_val} more are held out for validation): use --batch-size {n_train} or less"
+    )
+
+
+def smallest_pool(val_size: float | int, batch_size: int) -> int:
+    """The fewest images (train + validation) that give one validation image or more and a full
+    training batch, for a validation fraction or count as ``datasets.split_indices`` takes it."""
+    if isinstance(val_size, int):
+        return batch_size + max(val_size, 1)
+    n = max(2, int(batch_size / (1 - val_size)) - 2)
+    while round(val_size * n) < 1 or n - round(val_size * n) < batch_size:
+        n += 1
+    return n
 
 
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}  # arrays per parameter
