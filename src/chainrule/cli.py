@@ -130,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
 
     try:
-        if args.resume:
+        if args.resume is not None:
             # A resumed run continues with its saved settings; a changed option would be ignored.
             given = _given(args)
             options = [*experiment.SETTINGS, "out", "force"]

@@ -315,7 +315,7 @@ def fit(
                 value = float(data_loss.data) + reg * penalty
                 if not math.isfinite(value):
                     raise DivergenceError(
-                        _divergence(value, data_loss, reg, optimizer, epoch, step, checkpoint)
+                        _divergence(value, reg, optimizer, epoch, step, checkpoint)
                     )
                 optimizer.zero_grad()
                 data_loss.backward()
@@ -397,7 +397,6 @@ def _stalled(history: History, patience: int | None) -> bool:
 
 def _divergence(
     value: float,
-    data_loss: Tensor,
     reg: float,
     optimizer: Optimizer,
     epoch: int,
@@ -408,9 +407,12 @@ def _divergence(
     saved (naming only a file that exists)."""
     where = f"the loss became {value} at epoch {epoch + 1}, step {step + 1}"
     lr = optimizer.learning_rate
-    if math.isfinite(float(data_loss.data)) or 2 * lr * reg >= 1:
-        # the L2 step alone scales a weight by (1 - 2 lr reg): past 1 in size it grows each step
-        cause = f"the regularization strength ({reg:g}) is likely too high for the learning rate"
+    if lr * reg > 1 and reg > lr:
+        # the L2 step alone scales a weight by 1 - 2 lr reg, which is past -1 here
+        cause = (
+            f"the regularization strength ({reg:g}) is likely too high: with the learning rate "
+            f"{lr:g}, the L2 step alone scales the weights by 1 - 2 lr reg = {1 - 2 * lr * reg:.3g}"
+        )
     else:
         cause = f"the learning rate ({lr:g}) is likely too high"
     if checkpoint is None:
