@@ -394,11 +394,15 @@ def test_resuming_a_run_with_no_checkpoint_is_an_error(short_run, tmp_path):
     assert code == 1 and "is not a run folder" in err
 
 
-def test_an_evaluation_needs_a_model_and_says_when_there_is_none(short_run, tmp_path):
+def test_an_evaluation_needs_a_model_and_says_when_there_is_none(short_run, tmp_path, capsys):
     run = tmp_path / "started"
     run.mkdir()
     (run / "config.json").write_text((short_run / "config.json").read_text())
     assert main(["evaluate", str(run)]) == 1
+    assert capsys.readouterr().err == (
+        f"chainrule evaluate: error: {run} has no model yet: no epoch has finished (start it "
+        f"again with chainrule train --out {run})\n"
+    )
 
 
 def test_relative_data_paths_are_stored_absolute(tmp_path, monkeypatch):

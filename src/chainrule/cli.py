@@ -188,9 +188,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """List the run folders under a folder: dataset, model, test accuracy, epochs, date."""
+    from pathlib import Path
+
     from chainrule import runs
 
-    found = runs.list_runs(args.dir, args.sort)
+    if args.dir == str(runs.DEFAULT_RUNS_DIR) and not Path(args.dir).exists():
+        print("no runs yet: there is no runs/ folder here", file=sys.stderr)
+        found = []
+    else:
+        found = runs.list_runs(args.dir, args.sort)
     if args.json:
         print(json.dumps([r.to_json() for r in found]))
         return 0

@@ -487,6 +487,9 @@ def resume_run(
     log = log or (lambda line: None)
     run_dir = Path(run_dir)
     if not runs.is_run_folder(run_dir):
+        if (run_dir / runs.LOCK_FILE).exists():  # a run starting right now: the lock says whose
+            with runs.run_lock(run_dir):
+                pass
         raise DataNotFoundError(f"cannot resume: {run_dir} is not a run folder")
     # Lock first, then look: two processes resuming one folder cannot both pass the checks.
     with runs.run_lock(run_dir):
@@ -722,10 +725,12 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
     if data_dir is not None:
         config.data_dir = data_dir
     if not (run_dir / runs.MODEL_FILE).exists():
-        raise DataNotFoundError(
-            f"{run_dir} has no model yet: no epoch has finished (chainrule train --resume "
-            f"{run_dir} continues it)"
+        then = (
+            f"chainrule train --resume {run_dir} continues it"
+            if (run_dir / runs.CHECKPOINT_FILE).exists()
+            else f"start it again with chainrule train --out {run_dir}"
         )
+        raise DataNotFoundError(f"{run_dir} has no model yet: no epoch has finished ({then})")
     saved = runs.load_model(run_dir / runs.MODEL_FILE)
     data = load_data(config)
     saved_mean = saved.preprocessing.mean
