@@ -434,34 +434,42 @@ def train_run(
         runs.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
         run_dir, made = runs.create_unique_folder(default_run_dir(config)), True
     else:
+        out.parent.mkdir(exist_ok=True)  # only chainrule's own runs/ can be missing here
         run_dir, made = out, not out.exists()
         run_dir.mkdir(exist_ok=True)
+    ours = [run_dir / runs.LOCK_FILE] if not (run_dir / runs.LOCK_FILE).exists() else []
     with runs.run_lock(run_dir):
         try:
-            # again under the lock: another process may have claimed the folder meanwhile
+            # again under the lock: another process may have put something there meanwhile
             runs.check_new_run_folder(run_dir, force)
-            if force:
-                runs.clear_run_files(run_dir)
+        except ConfigError:
+            _remove_failed_start(run_dir, made, ours)
+            raise
+        if force:
+            runs.clear_run_files(run_dir)
+        ours += [run_dir / CONFIG_FILE, run_dir / METRICS_FILE]
+        try:
             runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_json(), indent=2))
             return _train(run_dir, config, prepared, None, progress, log)
         except BaseException:
             if not (run_dir / runs.CHECKPOINT_FILE).exists():
-                _remove_failed_start(run_dir, made)
+                _remove_failed_start(run_dir, made, ours)
             raise
 
 
 def _output_folder(out: str | Path) -> Path:
+    """--out checked: its parent must exist, unless it is chainrule's own runs/ (made later)."""
     out = Path(out).expanduser()
-    if out.parent == runs.DEFAULT_RUNS_DIR:
-        runs.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
+    if out.parent == runs.DEFAULT_RUNS_DIR and not out.parent.exists():
+        return out
     return runs.check_output_parent(out)
 
 
-def _remove_failed_start(run_dir: Path, made: bool) -> None:
+def _remove_failed_start(run_dir: Path, made: bool, written: list[Path]) -> None:
     """Undo a start that failed before its first epoch finished: the files it wrote, and the
     folder if this run made it and nothing else is in it."""
-    for name in (CONFIG_FILE, METRICS_FILE, runs.LOCK_FILE):
-        (run_dir / name).unlink(missing_ok=True)
+    for path in written:
+        path.unlink(missing_ok=True)
     if made:
         with contextlib.suppress(OSError):  # not empty: something else was put there
             run_dir.rmdir()
@@ -506,9 +514,10 @@ def resume_run(
         if _finished(new, done) and summary is not None:
             log(_finished_line(run_dir, new, done))
             return summary
+        prepared = _prepare(new)
         if new != config:
             runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(new.to_json(), indent=2))
-        return _train(run_dir, new, _prepare(new), done, progress, log)
+        return _train(run_dir, new, prepared, done, progress, log)
 
 
 def _extended(
