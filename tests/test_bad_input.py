@@ -457,3 +457,45 @@ def test_a_corrupt_config_json_is_one_line(command, content, finished_run, tmp_p
     code, lines = run_main(args, capsys)
     assert code == 1 and len(lines) == 1, lines
     assert lines[0].startswith(f"chainrule {args[0]}: error: {run / 'config.json'}")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("hidden", [20]), ("optimizer", "adam"), ("model", "softmax")]
+)
+def test_settings_changed_under_a_checkpoint_are_one_line(
+    name, value, finished_run, tmp_path, capsys
+):
+    import json
+    import shutil
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    config = json.loads((run / "config.json").read_text())
+    config[name] = value
+    (run / "config.json").write_text(json.dumps(config))
+    code, lines = run_main(["train", "--resume", str(run), "--epochs", "3"], capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert f"the checkpoint {run / 'checkpoint.safetensors'}" in lines[0]
+    assert lines[0].endswith("were the run's settings changed?)")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "no history"])
+def test_a_damaged_checkpoint_is_one_line(damage, finished_run, tmp_path, capsys):
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from chainrule import runs
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    checkpoint = run / "checkpoint.safetensors"
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:-100])
+    elif damage == "foreign":
+        save_file({"w": np.zeros(3, np.float32)}, checkpoint)
+    else:
+        arrays, meta = runs.load_arrays(checkpoint)
+        del meta["history"]
+        runs.save_arrays(checkpoint, arrays, meta)
+    code, lines = run_main(["train", "--resume", str(run), "--epochs", "3"], capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert str(checkpoint) in lines[0] and "Traceback" not in lines[0]

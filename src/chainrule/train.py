@@ -22,7 +22,7 @@ import numpy as np
 
 from chainrule import diagnostics as diag
 from chainrule import runs
-from chainrule.errors import ConfigError, DataError, DivergenceError, ShapeError
+from chainrule.errors import ChainruleError, ConfigError, DataError, DivergenceError, ShapeError
 from chainrule.losses import LossFn, softmax_loss
 from chainrule.nn import Module
 from chainrule.optim import SGD, Constant, Optimizer, Schedule
@@ -500,34 +500,49 @@ def _load_checkpoint(
 ) -> _TrainState:
     arrays, meta = runs.load_arrays(path)
     if meta.get("model") != model.config():
-        raise ConfigError(
-            f"the checkpoint {path} is for model {meta.get('model')}, not {model.config()}"
+        raise DataError(
+            f"the checkpoint {path} is for model {meta.get('model')}, not {model.config()} "
+            "(were the run's settings changed?)"
         )
 
     def section(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
-    model.load_state_dict(section("model."))
-    optimizer.load_state_dict(section("optimizer."))
+    try:
+        model.load_state_dict(section("model."))
+        optimizer.load_state_dict(section("optimizer."))
+    except (ChainruleError, KeyError, ValueError) as e:
+        raise DataError(
+            f"the checkpoint {path} does not fit this {type(optimizer).__name__} optimizer and "
+            f"model (missing or mismatched {e}; were the run's settings changed?)"
+        ) from None
     optimizer.learning_rate = base_lr
-    state = _TrainState(
-        history=History.from_json(meta["history"]),
-        best=section("best."),
-        epoch=meta["epoch"],
-        step=meta["step"],
-        loss_sum=meta["loss_sum"],
-        epoch_seconds=meta["epoch_seconds"],
-        rng_at_epoch_start=meta["rng_at_epoch_start"],
-        diagnostics=meta.get("diagnostics", {}),
-    )
-    rng.bit_generator.state = meta["rng_state"]
+    try:
+        state = _TrainState(
+            history=History.from_json(meta["history"]),
+            best=section("best."),
+            epoch=meta["epoch"],
+            step=meta["step"],
+            loss_sum=meta["loss_sum"],
+            epoch_seconds=meta["epoch_seconds"],
+            rng_at_epoch_start=meta["rng_at_epoch_start"],
+            diagnostics=meta.get("diagnostics", {}),
+        )
+        rng.bit_generator.state = meta["rng_state"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(
+            f"the checkpoint {path} lacks or garbles its training state ({e})"
+        ) from None
     return state
 
 
 def checkpoint_history(path: str | Path) -> History:
-    """The history stored in a training checkpoint."""
+    """The history stored in a training checkpoint (DataError when it has none or a bad one)."""
     _, meta = runs.load_arrays(path)
-    return History.from_json(meta["history"])
+    try:
+        return History.from_json(meta["history"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"the checkpoint {path} lacks or garbles its history ({e})") from None
 
 
 def write_metrics_row(path: Path, record: EpochRecord) -> None:
