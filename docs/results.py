@@ -57,6 +57,11 @@ DATASET_NAMES = {
 }
 
 
+def row_options(dataset: str, options: str) -> str:
+    """A row's options as the table shows them (`chainrule train` + these)."""
+    return f"--dataset {dataset} {options} --seed 0".replace("  ", " ")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", help="run only these rows (by name)")
@@ -68,6 +73,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "runs" / "results"))
     args = parser.parse_args()
     rows = [r for r in ROWS if not args.only or r[0] in args.only]
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # chainrule makes only the run folder
     for name, dataset, options in rows:
         out = Path(args.out) / name
         if (out / "summary.json").exists():
@@ -104,7 +110,7 @@ def main() -> int:
         if not summary_file.exists():
             continue
         s = json.loads(summary_file.read_text())
-        command = f"--dataset {dataset} {options} --seed 0".replace("  ", " ")
+        command = row_options(dataset, options)
         lines.append(
             f"| {DATASET_NAMES[dataset]} | {s['model']} | `{command}` | "
             f"**{s['test_accuracy']:.4f}** | {s['seconds']:.1f} s ({s['epochs']} epochs) |"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -144,31 +145,31 @@ LIBRARY = [
         "unknown model",
         lambda: experiment.TrainConfig(model="resnet"),
         cr.ConfigError,
-        "unknown model 'resnet'",
+        "--model must be one of linear-svm, softmax, two-layer, mlp, got 'resnet'",
     ),
     (
         "unknown optimizer",
         lambda: experiment.TrainConfig(optimizer="rmsprop"),
         cr.ConfigError,
-        "unknown optimizer 'rmsprop'",
+        "--optimizer must be one of sgd, momentum, nesterov, adam, got 'rmsprop'",
     ),
     (
         "unknown activation",
         lambda: experiment.TrainConfig(activation="swish"),
         cr.ConfigError,
-        "unknown activation 'swish'",
+        "--activation must be one of .*, got 'swish'",
     ),
     (
         "unknown loss",
         lambda: experiment.TrainConfig(loss="hinge2"),
         cr.ConfigError,
-        "unknown loss 'hinge2'",
+        "--loss must be one of softmax, svm, got 'hinge2'",
     ),
     (
         "unknown augmentation",
         lambda: experiment.TrainConfig(augment="rotate"),
         cr.ConfigError,
-        "unknown augmentation 'rotate'",
+        "--augment must be one of none, flip, got 'rotate'",
     ),
     (
         "predict on the wrong size",
@@ -247,11 +248,11 @@ CLI = [
     (["train", "--optimizer", "rmsprop"], 2, "invalid choice: 'rmsprop'"),
     (["train", "--activation", "swish"], 2, "invalid choice: 'swish'"),
     (["train", "--epochs", "three"], 2, "invalid int value: 'three'"),
-    (["train", "--lr", "0"], 2, "learning rate must be a positive number"),
-    (["train", "--reg", "-1"], 2, "regularization strength must be >= 0"),
+    (["train", "--lr", "0"], 2, "--lr must be a positive number"),
+    (["train", "--reg", "-1"], 2, "--reg must be a number >= 0"),
     (["train", "--batch-size", "100000"], 2, "batch size 100000 is larger than"),
-    (["train", "--epochs", "0"], 2, "epochs must be a positive integer"),
-    (["train", "--hidden", "0"], 2, "hidden sizes must be positive"),
+    (["train", "--epochs", "0"], 2, "--epochs must be a positive integer"),
+    (["train", "--hidden", "0"], 2, "--hidden must be a list of positive integers"),
     (["train", "--dataset", "image-folder", "--root", "/nonexistent"], 1, "does not exist"),
     (["evaluate", "/nonexistent"], 1, "not a run folder"),
     (["predict", "/nonexistent", "x.png"], 1, "no such file"),
@@ -273,3 +274,228 @@ def test_command_line_names_the_problem(args, code, message, tmp_path):
     assert lines[0].startswith(f"chainrule {args[0]}: error: ")
     assert "Traceback" not in done.stderr and len(lines) <= 2
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+# --- every train option with bad values, and every field of a run's config.json -------------
+
+BAD_VALUES = {  # option: values that must be refused before anything is written
+    "--dataset": ["imagenet", ""],
+    "--model": ["resnet", ""],
+    "--hidden": ["-1", "0", "1.5", "nan", "inf", "x", "1000000000"],
+    "--activation": ["swish", ""],
+    "--loss": ["hinge", ""],
+    "--optimizer": ["rmsprop", ""],
+    "--lr": ["-1", "0", "nan", "inf", "-inf", "1e400", "x", ""],
+    "--lr-decay": ["-1", "0", "1.5", "nan", "inf", "x", ""],
+    "--reg": ["-1", "nan", "inf", "1e400", "x", ""],
+    "--epochs": ["-1", "0", "1.5", "nan", "inf", "x", ""],
+    "--batch-size": ["-1", "0", "1.5", "x", "100000", "99999999999999999999"],
+    "--seed": ["-1", "1.5", "nan", "x", ""],
+    "--val-size": ["-1", "0", "0.0", "1.5", "nan", "inf", "-inf", "x", "100000", ""],
+    "--max-train": ["-1", "0", "1.5", "x", "5", "60", ""],
+    "--max-test": ["-1", "0", "1.5", "x", ""],
+    "--augment": ["rotate", ""],
+    "--patience": ["-1", "0", "1.5", "nan", "x", ""],
+    "--root": ["", "images"],  # with digits: --root is for image-folder only
+    "--data-dir": ["", "data"],  # with digits: nothing to look for
+}
+CASES = [(flag, value) for flag, values in BAD_VALUES.items() for value in values]
+MISMATCHED = [  # options that do not apply together
+    ["--model", "softmax", "--hidden", "10"],
+    ["--model", "linear-svm", "--activation", "tanh"],
+    ["--model", "linear-svm", "--loss", "softmax"],
+    ["--model", "two-layer", "--hidden", "10", "10"],
+    ["--dataset", "image-folder"],
+    ["--dataset", "mnist", "--data-dir", ""],
+    ["--resume", "RUN", "--lr", "0.1"],
+    ["--resume", "RUN", "--force"],
+]
+
+
+def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
+    """main(args) in this process: the exit status and the lines on stderr."""
+    from chainrule.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    return code, capsys.readouterr().err.splitlines()
+
+
+def assert_one_line(lines: list[str], code: int, expected: int) -> None:
+    assert code == expected, lines
+    assert lines and lines[0].startswith("chainrule train: error: "), lines
+    # argparse's errors add where to find help; ours are one line
+    assert len(lines) == 1 or (len(lines) == 2 and lines[1].endswith("--help)")), lines
+    assert not any("Traceback" in line or "Warning" in line for line in lines)
+
+
+@pytest.mark.parametrize(("flag", "value"), CASES, ids=[f"{f}={v}" for f, v in CASES])
+def test_every_train_option_refuses_bad_values_before_making_a_folder(
+    flag, value, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--epochs", "1", "--quiet", flag, value]
+    code, lines = run_main(args, capsys)
+    expected = 1 if (flag, value) == ("--hidden", "1000000000") else 2  # too large: run time
+    assert_one_line(lines, code, expected)
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args", MISMATCHED, ids=[" ".join(a) for a in MISMATCHED])
+def test_options_that_do_not_apply_are_refused(args, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [a if a != "RUN" else str(out) for a in args]
+    if "--resume" in args:
+        out.mkdir()
+        (out / "config.json").write_text('{"format": "chainrule-run-1"}')
+    code, lines = run_main(["train", *args, "--out", str(out), "--quiet"], capsys)
+    assert_one_line(lines, code, 2)
+    assert not (out / "model.safetensors").exists() and not (out / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "1e300"], "the learning rate (1e+300) is likely too high"),
+        (["--reg", "1e300"], "the regularization strength (1e+300) is likely too high"),
+        (["--hidden", "300000000"], "the model is too large for this machine"),
+        (["--hidden", "10", "99999999999999999999"], "the model is too large for this machine"),
+    ],
+)
+def test_values_that_fail_at_run_time_are_one_line_and_leave_nothing(
+    args, message, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    model = ["--model", "mlp"] if len(args) > 2 else []
+    code, lines = run_main(["train", *args, *model, "--out", str(out), "--quiet"], capsys)
+    assert_one_line(lines, code, 1)
+    assert message in lines[0]
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    from chainrule.cli import main
+
+    out = tmp_path_factory.mktemp("config") / "run"
+    assert main(["train", "--out", str(out), "--epochs", "2", "--hidden", "16", "--quiet"]) == 0
+    return out
+
+
+def wrong_type(value):
+    """A JSON value of another type than ``value``'s."""
+    if isinstance(value, bool):
+        return "yes"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return 5
+    if isinstance(value, list):
+        return "[100]"
+    return []  # for null
+
+
+def config_cases():
+    config = experiment.TrainConfig().to_json()
+    cases = []
+    for name, value in config.items():
+        cases.append((f"{name} missing", name, None))
+        cases.append((f"{name} of the wrong type", name, wrong_type(value)))
+    cases += [
+        ("an unknown setting", "learning_rate", 0.1),
+        ("NaN", "lr", float("nan")),
+        ("a negative seed", "seed", -1),
+        ("true for an integer", "epochs", True),
+        ("a hidden size of 0", "hidden", [0]),
+        ("an unknown model", "model", "resnet"),
+    ]
+    return cases
+
+
+CONFIG_CASES = config_cases()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+@pytest.mark.parametrize(("what", "name", "value"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_a_bad_config_json_is_one_line(command, what, name, value, finished_run, tmp_path, capsys):
+    import json
+    import shutil
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    config = json.loads((run / "config.json").read_text())
+    if value is None:
+        del config[name]
+    else:
+        config[name] = value
+    (run / "config.json").write_text(json.dumps(config))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lock"}
+    args = ["evaluate", str(run)] if command == "evaluate" else ["train", "--resume", str(run)]
+    code, lines = run_main(args, capsys)
+    if name in ("format", *experiment.ADDED_LATER) and value is None:  # an older run's
+        assert code == 0, lines
+    else:
+        assert code == 1, lines
+        assert len(lines) == 1 and f"{run / 'config.json'}" in lines[0], lines
+        assert "Traceback" not in lines[0]
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lock"}
+    assert after == before  # nothing changed
+
+
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+@pytest.mark.parametrize(
+    "content", [b"", b"{not json", b"\xff\xfe\x00", b"[1, 2]", b'"settings"', b'{"format": "v9"}']
+)
+def test_a_corrupt_config_json_is_one_line(command, content, finished_run, tmp_path, capsys):
+    import shutil
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    (run / "config.json").write_bytes(content)
+    args = ["evaluate", str(run)] if command == "evaluate" else ["train", "--resume", str(run)]
+    code, lines = run_main(args, capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"chainrule {args[0]}: error: {run / 'config.json'}")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("hidden", [20]), ("optimizer", "adam"), ("model", "softmax")]
+)
+def test_settings_changed_under_a_checkpoint_are_one_line(
+    name, value, finished_run, tmp_path, capsys
+):
+    import json
+    import shutil
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    config = json.loads((run / "config.json").read_text())
+    config[name] = value
+    (run / "config.json").write_text(json.dumps(config))
+    code, lines = run_main(["train", "--resume", str(run), "--epochs", "3"], capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert f"the checkpoint {run / 'checkpoint.safetensors'}" in lines[0]
+    assert lines[0].endswith("were the run's settings changed?)")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "no history"])
+def test_a_damaged_checkpoint_is_one_line(damage, finished_run, tmp_path, capsys):
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from chainrule import runs
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    checkpoint = run / "checkpoint.safetensors"
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:-100])
+    elif damage == "foreign":
+        save_file({"w": np.zeros(3, np.float32)}, checkpoint)
+    else:
+        arrays, meta = runs.load_arrays(checkpoint)
+        del meta["history"]
+        runs.save_arrays(checkpoint, arrays, meta)
+    code, lines = run_main(["train", "--resume", str(run), "--epochs", "3"], capsys)
+    assert code == 1 and len(lines) == 1, lines
+    assert str(checkpoint) in lines[0] and "Traceback" not in lines[0]

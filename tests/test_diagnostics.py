@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -80,3 +81,71 @@ def test_dead_relus_and_saturation_are_counted():
     assert lines[0].startswith("warning: epoch 4: 100% of the ReLUs in hidden layer 1 are dead")
     assert "90% of the units in hidden layer 2 are saturated" in lines[1]
     assert diagnostics.unit_health(nn.LinearClassifier(4, 2, rng), np.ones((2, 4))) == {}
+
+
+def test_a_decayed_learning_rate_is_not_called_too_low():
+    # the last epoch of a cosine schedule trains at ~1e-3 of the base rate on purpose
+    small = {"update_ratio/W1": 2e-6}
+    assert diagnostics.warnings_for(small, epoch=50, lr_factor=1e-3) == []
+    (line,) = diagnostics.warnings_for(small, epoch=50)
+    assert line.endswith("the learning rate is likely too low")
+    # too high is judged on the update itself, whatever the schedule
+    assert diagnostics.warnings_for({"update_ratio/W1": 0.5}, epoch=2, lr_factor=1e-3)
+
+
+def test_cosine_decay_to_zero_warns_about_nothing():
+    model = nn.TwoLayerNet(6, 16, 3, np.random.default_rng(0))
+    lines = []
+    fit(
+        model,
+        data(),
+        optimizer=optim.SGD(model.parameters(), 1e-2),
+        epochs=30,
+        batch_size=32,
+        schedule=optim.CosineDecay(30),
+        progress=False,
+        log=lines.append,
+    )
+    assert lines == []
+
+
+def test_each_kind_of_warning_is_logged_once_and_counted_at_the_end():
+    model = nn.TwoLayerNet(6, 16, 3, np.random.default_rng(0))
+    lines = []
+    history = fit(
+        model,
+        data(),
+        optimizer=optim.SGD(model.parameters(), 5.0),
+        epochs=8,
+        batch_size=32,
+        progress=False,
+        log=lines.append,
+    )
+    per_epoch = [diagnostics.warnings_for(r.diagnostics, r.epoch) for r in history.epochs]
+    kinds = diagnostics.warning_kinds(history, 5.0)
+    assert sum(map(len, per_epoch)) > len(kinds) >= 1  # repeated across epochs...
+    assert len(lines) == len(kinds)  # ...but logged once per kind
+    assert all(line.endswith("(shown once)") for line in lines)
+    summary = diagnostics.summarize_warnings(history, 5.0)
+    assert len(summary) == len(kinds)
+    counts = sorted(int(re.search(r" in (\d+) of 8 epochs", line)[1]) for line in summary)
+    assert counts == sorted(
+        sum(
+            any(w.kind == k for w in diagnostics.health_warnings(r.diagnostics))
+            for r in history.epochs
+        )
+        for k in kinds
+    )
+    assert all(" of 8 epochs (first in epoch " in line for line in summary)
+
+
+def test_a_model_whose_relus_are_all_dead_gets_a_final_warning():
+    rng = np.random.default_rng(0)
+    net = nn.MLP([4, 10, 6, 2], rng)
+    X = np.ones((7, 4), np.float32)
+    assert diagnostics.final_warnings(net, X) == []
+    net.b1.data[:] = -100.0  # nothing passes the first layer, so nothing reaches the second
+    lines = diagnostics.final_warnings(net, X)
+    assert len(lines) == 2
+    assert lines[0].startswith("every ReLU in hidden layer 1 of the kept model is dead")
+    assert "same class" in lines[0] and "7 validation images" in lines[0]

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def train(tmp_path: Path, *args: str) -> dict:
+    tmp_path.mkdir(parents=True, exist_ok=True)  # train makes the run folder, not its parents
     done = subprocess.run(
         [
             sys.executable,

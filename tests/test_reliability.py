@@ -72,7 +72,7 @@ def reference(tmp_path_factory) -> tuple[Path, float]:
 def finish(out: Path) -> None:
     """Resume (or start again, if the kill came before anything was saved) until done."""
     for _ in range(3):
-        args = ["--resume", str(out)] if (out / "config.json").exists() else []
+        args = ["--resume", str(out)] if (out / "checkpoint.safetensors").exists() else []
         done = subprocess.run(
             [sys.executable, "-m", "chainrule", *TRAIN[:1], *args]
             if args
@@ -126,6 +126,17 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_exit_cleanly(reference, tmp_pa
     assert proc.returncode == 128 + sig, stderr
     assert f"stopped by {signal.Signals(sig).name}" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
+    # the interrupted run's model is the best of the epochs done, and usable as it is
+    scored = subprocess.run(
+        [sys.executable, "-m", "chainrule", "evaluate", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert scored.returncode == 0, scored.stderr
+    _, meta = runs.load_arrays(out / "model.safetensors")
+    history = runs.load_arrays(out / "checkpoint.safetensors")[1]["history"]
+    assert meta["best_epoch"] == history["best_epoch"] >= 1
     done = subprocess.run(
         [sys.executable, "-m", "chainrule", "train", "--resume", str(out), "--quiet"],
         capture_output=True,

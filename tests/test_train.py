@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from types import SimpleNamespace
 
@@ -314,3 +315,136 @@ def test_fits_l2_as_decay_is_the_penalty_through_the_graph(make_opt):
         assert history.epochs[epoch].loss == pytest.approx(sum(losses) / n, rel=1e-12)
         for a, b in zip(snapshots[epoch], hand.parameters()):
             np.testing.assert_allclose(a, b.data, rtol=1e-10, atol=1e-12)
+
+
+def test_patience_stops_once_validation_has_not_improved_for_n_epochs():
+    data = blobs()
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    history = fit(
+        model,
+        data,
+        optimizer=optim.SGD(model.parameters(), 0.05),
+        epochs=200,
+        batch_size=16,
+        rng=np.random.default_rng(3),
+        progress=False,
+        patience=3,
+    )
+    assert history.stopped_early and len(history) < 200
+    assert len(history) - history.best_epoch == 3
+    # the 3 epochs after the best did not beat it; the best is the first of its value
+    best = history.best_val_accuracy
+    assert max(history.val_accuracy) == best
+    assert history.val_accuracy.index(best) == history.best_epoch - 1
+    assert evaluate(model, data.X_val, data.y_val) == best  # its weights were kept
+
+
+def test_patience_keeps_resume_bit_for_bit(tmp_path):
+    data = blobs()
+
+    def run(epochs, patience, checkpoint=None, resume=False):
+        model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+        history = fit(
+            model,
+            data,
+            optimizer=optim.Adam(model.parameters(), 0.01),
+            epochs=epochs,
+            batch_size=16,
+            rng=np.random.default_rng(3),
+            progress=False,
+            patience=patience,
+            checkpoint=checkpoint,
+            resume=resume,
+        )
+        return model.state_dict(), history
+
+    straight, h1 = run(200, 4)
+    ckpt = tmp_path / "ckpt.safetensors"
+    run(3, 4, ckpt)  # the first 3 epochs, then stopped
+    resumed, h2 = run(200, 4, ckpt, resume=True)
+    assert h1.stopped_early and h2.stopped_early and len(h2) == len(h1)
+    for k, v in straight.items():
+        np.testing.assert_array_equal(resumed[k], v)
+    # resumed after the stop, with the same patience: it stops again at once
+    _, h3 = run(200, 4, ckpt, resume=True)
+    assert len(h3) == len(h1) and h3.stopped_early
+
+
+@pytest.mark.parametrize("patience", [0, -1, 1.5, "3"])
+def test_a_bad_patience_is_named(patience):
+    model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
+    with pytest.raises(cr.ConfigError, match="patience must be a positive integer"):
+        fit(model, blobs(), progress=False, patience=patience)
+
+
+def test_without_a_terminal_progress_is_one_plain_line_per_epoch(capsys):
+    model = nn.LinearClassifier(5, 3, np.random.default_rng(0))
+    fit(model, blobs(), epochs=3, progress=True)  # capsys's stderr is not a terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 3
+    for i, line in enumerate(lines, start=1):
+        assert re.fullmatch(
+            rf"epoch {i}/3: loss \d\.\d{{4}}, train \d\.\d{{3}}, val \d\.\d{{3}} \(\d+\.\d s\)",
+            line,
+        ), line
+
+
+def test_a_divergence_before_any_checkpoint_says_none_was_saved(tmp_path):
+    data = blobs()
+    data.X_train *= 1e3
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    ckpt = tmp_path / "ckpt.safetensors"
+    with pytest.raises(cr.DivergenceError) as info:
+        fit(
+            model,
+            data,
+            optimizer=optim.SGD(model.parameters(), 1e6),
+            epochs=3,
+            checkpoint=ckpt,
+            progress=False,
+        )
+    assert str(info.value).endswith("no epoch had finished, so no checkpoint was saved")
+    assert not ckpt.exists()
+
+
+def test_a_divergence_after_a_checkpoint_names_it(tmp_path):
+    data = blobs()
+    ckpt = tmp_path / "ckpt.safetensors"
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    fit(
+        model,
+        data,
+        optimizer=optim.SGD(model.parameters(), 0.05),
+        epochs=1,
+        checkpoint=ckpt,
+        progress=False,
+    )
+    data.X_train *= 1e30  # the same run, resumed on data that overflows the scores
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    with pytest.raises(cr.DivergenceError) as info:
+        fit(
+            model,
+            data,
+            optimizer=optim.SGD(model.parameters(), 0.05),
+            epochs=3,
+            checkpoint=ckpt,
+            resume=True,
+            progress=False,
+        )
+    assert str(info.value).endswith(f"the last good checkpoint is {ckpt}")
+    assert re.search(r"at epoch 2, step \d+", str(info.value)) and ckpt.exists()
+
+
+def test_a_divergence_from_the_l2_step_blames_reg(recwarn):
+    model = nn.TwoLayerNet(5, 8, 3, np.random.default_rng(0))
+    with pytest.raises(cr.DivergenceError, match=r"regularization strength \(1e\+300\)"):
+        fit(
+            model,
+            blobs(),
+            optimizer=optim.SGD(model.parameters(), 0.05),
+            reg=1e300,
+            progress=False,
+        )
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -8,8 +8,12 @@ purpose print as one line; exit status 2 for a usage error (a bad option, name o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
+import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -67,88 +71,159 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary))
         return
+    stopped = (
+        f"; stopped early, no better validation in its last {summary['patience']} epochs"
+        if summary.get("stopped_early")
+        else ""
+    )
     print(
         f"{summary['model']} on {summary['dataset']}: test accuracy {summary['test_accuracy']:.4f}"
         f" (best validation {summary['val_accuracy']:.4f} at epoch {summary['best_epoch']} of "
-        f"{summary['epochs']}); {summary['seconds']:.1f} s training"
+        f"{summary['epochs']}{stopped}); {summary['seconds']:.1f} s training"
     )
     print(f"run folder: {summary['run_dir']}")
     for path in summary.get("figures", []):
         print(f"  figure: {path}")
+    for line in summary.get("warnings", []):
+        print(f"warning: {line}")
+
+
+def _given(args: argparse.Namespace) -> set[str]:
+    """The options typed on the command line (not left at their defaults)."""
+    return getattr(args, "given_options", set())
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# What --resume may change; every other train option is the run's own, in its config.json.
+RESUME_OPTIONS = {"resume", "epochs", "patience", "json", "quiet", "debug"}
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig of the options, refusing those that do not apply to the model or data."""
+    from chainrule import experiment
+
+    given = _given(args)
+    if args.model in experiment.LINEAR_MODELS:
+        for name in ("hidden", "activation"):
+            if name in given:
+                raise ConfigError(
+                    f"{_flag(name)} does not apply to --model {args.model}: a linear classifier "
+                    "has no hidden layer (use --model two-layer or mlp)"
+                )
+    if args.data_dir is not None and args.dataset in ("digits", "image-folder"):
+        where = "give its folder with --root" if args.root or args.dataset != "digits" else ""
+        raise ConfigError(
+            f"--data-dir does not apply to --dataset {args.dataset}"
+            + (f" ({where})" if where else " (it comes with scikit-learn)")
+        )
+    return experiment.TrainConfig(**{name: getattr(args, name) for name in experiment.SETTINGS})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a classifier and write its run folder."""
-    from datetime import datetime
-
+    """Train a classifier and write its run folder, or continue a run with --resume."""
     from chainrule import experiment
 
-    if args.resume:
-        # A resumed run continues with its saved settings; a changed option would be ignored.
-        changed = [
-            f"--{name.replace('_', '-')}"
-            for name in RESUME_CONFLICTS
-            if getattr(args, name) != TRAIN_DEFAULTS[name]
-        ]
-        if changed:
-            raise ConfigError(
-                f"--resume continues {args.resume} with the settings in its config.json; "
-                f"drop {', '.join(changed)}"
-            )
-        out = args.resume
-        config = None
-    else:
-        config = experiment.TrainConfig(
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            root=args.root,
-            model=args.model,
-            hidden=args.hidden,
-            activation=args.activation,
-            loss=args.loss,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            lr_decay=args.lr_decay,
-            reg=args.reg,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            val_size=args.val_size,
-            standardize=args.standardize,
-            max_train=args.max_train,
-            max_test=args.max_test,
-            augment=args.augment,
-        )
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = args.out or f"runs/{args.dataset}-{args.model}-{stamp}"
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
     try:
-        summary = experiment.train_run(
-            config or experiment.TrainConfig(),
-            out,
-            resume=bool(args.resume),
-            progress=_progress_enabled(args),
-            log=lambda line: print(line, file=sys.stderr),
-        )
+        if args.resume is not None:
+            # A resumed run continues with its saved settings; a changed option would be ignored.
+            given = _given(args)
+            options = [*experiment.SETTINGS, "out", "force"]
+            changed = [_flag(n) for n in options if n in given and n not in RESUME_OPTIONS]
+            if changed:
+                raise ConfigError(
+                    f"--resume continues {args.resume} with the settings in its config.json; "
+                    f"drop {', '.join(changed)} (only --epochs and --patience can change)"
+                )
+            summary = experiment.resume_run(
+                args.resume,
+                epochs=args.epochs if "epochs" in given else None,
+                patience=args.patience if "patience" in given else None,
+                progress=_progress_enabled(args),
+                log=log,
+            )
+        else:
+            summary = experiment.train_run(
+                _train_config(args),
+                args.out,
+                force=args.force,
+                progress=_progress_enabled(args),
+                log=log,
+            )
     except experiment.TrainingInterrupted as e:
-        print(f"chainrule train: {e} (chainrule train --resume {out})", file=sys.stderr)
+        print(f"chainrule train: {e} (chainrule train --resume {e.run_dir})", file=sys.stderr)
         return 128 + e.signum  # the shell's convention for a run ended by a signal
     _print_summary(summary, args.json)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Score a saved run's model again."""
+    """Score a saved run's model again: accuracy, and precision and recall per class."""
     from chainrule import experiment
 
     result = experiment.evaluate_run(args.run, args.data_dir)
     if args.json:
         print(json.dumps(result))
-    else:
+        return 0
+    print(
+        f"{result['run_dir']}: test accuracy {result['test_accuracy']:.4f} on "
+        f"{result['n_test']} {result['dataset']} images "
+        f"(validation {result['val_accuracy']:.4f})"
+    )
+    rows = result["per_class"]
+    width = max(5, *(len(r["class"]) for r in rows))
+    print(f"\n{'class':<{width}}  precision  recall      f1  support")
+    for r in rows:
         print(
-            f"{result['run_dir']}: test accuracy {result['test_accuracy']:.4f} on "
-            f"{result['n_test']} {result['dataset']} images "
-            f"(validation {result['val_accuracy']:.4f})"
+            f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:6.4f}"
+            f"  {r['support']:7d}"
         )
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List the run folders under a folder: dataset, model, test accuracy, epochs, date."""
+    from pathlib import Path
+
+    from chainrule import runs
+
+    if args.dir == str(runs.DEFAULT_RUNS_DIR) and not Path(args.dir).exists():
+        print("no runs yet: there is no runs/ folder here", file=sys.stderr)
+        found = []
+    else:
+        found = runs.list_runs(args.dir, args.sort)
+    if args.json:
+        print(json.dumps([r.to_json() for r in found]))
+        return 0
+    if not found:
+        print(f"no runs in {args.dir}", file=sys.stderr)
+        return 0
+    header = ("run", "dataset", "model", "test acc", "epochs", "status", "date")
+    table = [header] + [
+        (
+            r.run,
+            r.dataset or "?",
+            r.model or "?",
+            "-" if r.test_accuracy is None else f"{r.test_accuracy:.4f}",
+            f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}",
+            r.status,
+            r.date.replace("T", " "),
+        )
+        for r in found
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    right = {3, 4}  # numbers
+    for row in table:
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths))
+        ]
+        print("  ".join(cells).rstrip())
     return 0
 
 
@@ -376,38 +451,71 @@ def _fraction_or_count(text: str) -> float | int:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
     return int(value) if value >= 1 and value == int(value) else value
 
 
-# The train options that --resume cannot change (the run's config.json holds them).
-RESUME_CONFLICTS = (
-    "dataset",
-    "data_dir",
-    "root",
-    "model",
-    "hidden",
-    "activation",
-    "loss",
-    "optimizer",
-    "lr",
-    "lr_decay",
-    "reg",
-    "epochs",
-    "batch_size",
-    "seed",
-    "val_size",
-    "standardize",
-    "max_train",
-    "max_test",
-    "augment",
-    "out",
-)
-TRAIN_DEFAULTS: dict[str, object] = {}
+def _default_note(action: argparse.Action) -> str | None:
+    """'(default: X)' for an option that takes a value and has a default."""
+    default = action.default
+    takes_value = (action.option_strings and action.nargs != 0) or action.nargs in ("?", "*")
+    if not takes_value or default is None or default is argparse.SUPPRESS:
+        return None
+    shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+    return f"(default: {shown})".replace("%", "%%")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless it already says it), and --json says
+    what it prints: one place, for every subcommand."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        text = action.help
+        if text is not argparse.SUPPRESS:
+            if "--json" in action.option_strings and not text:
+                text = "print the result as one JSON object"
+            note = _default_note(action)
+            if note and "default" not in (text or "").lower():
+                text = f"{text} {note}" if text else note
+            if text != action.help:
+                action = copy.copy(action)
+                action.help = text
+        return super()._format_action(action)
+
+
+class _Store(argparse._StoreAction):
+    """argparse's store, noting that the option was given (``given_options``)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _note_given(namespace, self.dest)
+
+
+class _StoreTrue(argparse._StoreTrueAction):
+    """argparse's store_true, noting that the flag was given (``given_options``)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _note_given(namespace, self.dest)
+
+
+def _note_given(namespace: argparse.Namespace, dest: str) -> None:
+    given = set(getattr(namespace, "given_options", set()))
+    namespace.given_options = given | {dest}
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage error printed as one line (plus where to find help), not the usage."""
+    """argparse, with a usage error printed as one line (plus where to find help), defaults in
+    every option's help, and a record of the options given (to tell `--epochs 50` from none)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Store)
+        self.register("action", "store", _Store)
+        self.register("action", "store_true", _StoreTrue)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
@@ -415,11 +523,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
+    from chainrule import __version__
+
     parser = _Parser(
         prog="chainrule",
         description="Backpropagation from first principles: gates, gradients and classifiers.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -438,18 +549,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_circuit)
 
     from chainrule import data as datasets
-    from chainrule import experiment, optim
+    from chainrule import experiment, nn, optim
 
     defaults = experiment.TrainConfig()
     p = sub.add_parser(
         "train",
         help="train a classifier and write a run folder (default: 2-layer net on the 8x8 digits)",
         description="Train a classifier with mini-batch gradient descent; write config.json, "
-        "metrics.csv, model.safetensors (best-validation weights) and PNG figures to a run "
-        "folder, and print the test accuracy.",
+        "metrics.csv, model.safetensors (best-validation weights), checkpoint.safetensors, "
+        "summary.json and PNG figures to a run folder, and print the test accuracy.",
     )
     p.add_argument("--dataset", default=defaults.dataset, choices=datasets.DATASETS)
-    p.add_argument("--data-dir", help="folder to look in for the data files first")
+    p.add_argument(
+        "--data-dir",
+        help="folder to look in first for the data files (default: $CHAINRULE_DATA, the cache "
+        "folder, then a download)",
+    )
     p.add_argument("--root", help="folder or archive of an image-folder dataset")
     p.add_argument("--model", default=defaults.model, choices=experiment.MODELS)
     p.add_argument(
@@ -458,25 +573,35 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=defaults.hidden,
         metavar="H",
-        help="hidden layer size (several for --model mlp); default 100",
+        help="hidden layer size, several for --model mlp (not for linear models)",
     )
     p.add_argument(
-        "--activation", default=defaults.activation, choices=("relu", "sigmoid", "tanh", "identity")
+        "--activation",
+        default=defaults.activation,
+        choices=tuple(nn.ACTIVATIONS),
+        help="the hidden layers' non-linearity (not for linear models)",
     )
     p.add_argument(
-        "--loss", choices=("softmax", "svm"), help="for two-layer and mlp (default softmax)"
+        "--loss",
+        choices=("softmax", "svm"),
+        help="for two-layer and mlp (default: softmax; linear-svm uses svm, softmax softmax)",
     )
     p.add_argument("--optimizer", default=defaults.optimizer, choices=optim.OPTIMIZERS)
-    p.add_argument("--lr", type=float, default=defaults.lr, help="learning rate (default 0.05)")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
     p.add_argument(
         "--lr-decay",
         default=defaults.lr_decay,
-        help="learning-rate factor per epoch, e.g. 0.95, or 'cosine' (default 1.0)",
+        help="learning-rate factor per epoch, e.g. 0.95, or 'cosine' (to 0 over --epochs)",
     )
-    p.add_argument("--reg", type=float, default=defaults.reg, help="L2 strength (default 1e-3)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--reg", type=float, default=defaults.reg, help="L2 strength on the weights")
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the data")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="mini-batch size")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seeds the validation split, the initial weights and the batch order",
+    )
     p.add_argument(
         "--val-size",
         type=_fraction_or_count,
@@ -488,26 +613,71 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="divide each feature by its training std as well as centring it",
     )
-    p.add_argument("--max-train", type=int, help="use at most this many training images")
-    p.add_argument("--max-test", type=int, help="use at most this many test images")
+    p.add_argument(
+        "--max-train", type=int, help="use at most this many training images (default: all)"
+    )
+    p.add_argument("--max-test", type=int, help="use at most this many test images (default: all)")
     p.add_argument(
         "--augment",
-        default="none",
+        default=defaults.augment,
         choices=experiment.AUGMENTATIONS,
         help="make each training batch anew: flip = mirror a random half",
     )
-    p.add_argument("--out", help="the run folder (default runs/DATASET-MODEL-TIME)")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    p.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="stop early once validation accuracy has not improved for N epochs (default: "
+        "train every epoch)",
+    )
+    p.add_argument(
+        "--out",
+        help="the run folder: new or empty, and its parent must exist (default: "
+        "runs/DATASET-MODEL-TIME)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --out: replace the run there, or write beside files the run does not need "
+        "(none of yours is ever overwritten or deleted)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the run in this folder; with --epochs N, train it to N epochs in all",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or lines")
     p.set_defaults(func=cmd_train)
-    TRAIN_DEFAULTS.update({name: p.get_default(name) for name in RESUME_CONFLICTS})
 
-    p = sub.add_parser("evaluate", help="score a saved run's model on its test split again")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a saved run's model on its test split again, with precision and recall",
+        description="Score a run's model.safetensors on the validation and test splits of its "
+        "dataset again, and print its accuracy and each class's precision, recall and F1.",
+    )
     p.add_argument("run", help="a run folder written by chainrule train")
-    p.add_argument("--data-dir", help="folder to look in for the data files first")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--data-dir", help="folder to look in first for the data files (default: the run's own)"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "runs",
+        help="list the runs in a folder: dataset, model, test accuracy, epochs, date",
+        description="List every run folder under DIR (found at any depth) with its dataset, "
+        "model, test accuracy, epochs done of those planned, status and date.",
+    )
+    p.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="where to look")
+    p.add_argument(
+        "--sort",
+        default="date",
+        choices=("date", "accuracy", "name"),
+        help="date: newest first; accuracy: highest first; name: alphabetical",
+    )
+    p.add_argument("--json", action="store_true", help="print the runs as one JSON list")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("predict", help="classify your own image files with a saved run's model")
     p.add_argument("run", help="a run folder (or its model.safetensors)")
@@ -532,6 +702,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gradcheck)
     _add_lesson_commands(sub)
+    for command in sub.choices.values():  # --debug after the subcommand too
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show full tracebacks on errors",
+        )
     return parser
 
 
@@ -622,18 +799,38 @@ def _add_lesson_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_graph)
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(command: str) -> Any:
+    """Show a Python warning from anywhere (a library's, NumPy's) as one line of ours."""
+
+    def show(message: Any, category: Any, filename: Any, lineno: Any, *rest: Any) -> None:
+        print(f"chainrule {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chainrule`` script. Returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        if args.debug:
+            return func(args)
+        with _warnings_as_lines(args.command):
+            return func(args)
     except ChainruleError as e:
         if args.debug:
             raise
         print(f"chainrule {args.command}: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, USAGE_ERRORS) else 1
+    except MemoryError as e:  # NumPy's "Unable to allocate 77 GiB for an array with shape..."
+        if args.debug:
+            raise
+        print(f"chainrule {args.command}: error: out of memory ({e})", file=sys.stderr)
+        return 1
     except OSError as e:  # a folder that cannot be written, a full disk...
         if args.debug:
             raise

@@ -42,3 +42,7 @@ class DivergenceError(ChainruleError, FloatingPointError):
 
 class RunLockedError(ChainruleError, RuntimeError):
     """Another process is already writing to the run folder."""
+
+
+class OutOfMemoryError(ChainruleError, MemoryError):
+    """A model or data set too large for the memory available."""

@@ -1,51 +1,150 @@
 """A training run from settings to a folder on disk, and reading that folder back.
 
-``TrainConfig`` holds every setting of a run as plain values (what ``config.json`` stores);
-``train_run`` turns it into objects, trains, and writes the run folder:
+``TrainConfig`` holds every setting of a run as plain values (what ``config.json`` stores), each
+checked against one table, ``SETTINGS``; ``train_run`` turns it into objects, trains, and writes
+the run folder:
 
-    config.json        the settings
+    config.json        the settings, marked as a chainrule run
     metrics.csv        one row per epoch
     checkpoint.safetensors   the full training state after the last epoch (for --resume)
-    model.safetensors  the best-validation weights, preprocessing and config in its metadata
-    curves.png, weights.png, confusion.png
-    summary.json       test accuracy and timings
+    model.safetensors  the best-validation weights so far (rewritten when validation improves),
+                       preprocessing and config in its metadata
+    curves.png, diagnostics.png, weights.png, confusion.png
+    summary.json       test accuracy, timings, warnings
+
+Everything that can be checked is checked before the folder is made: the settings, the data, the
+sizes of the splits, whether the model fits in memory. A run that fails before its first epoch
+has finished removes what it wrote (and the folder, if it made it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import json
+import math
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chainrule import data as datasets
+from chainrule import diagnostics as diag
 from chainrule import nn, optim, plots, runs
 from chainrule.augment import HorizontalFlip
-from chainrule.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.errors import ConfigError, DataError, DataNotFoundError, OutOfMemoryError
 from chainrule.losses import LOSSES
+from chainrule.runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from chainrule.train import (
     EpochRecord,
+    History,
     TrainingInterrupted,
     checkpoint_history,
-    evaluate,
     fit,
     write_metrics_row,
 )
 
 MODELS = ("linear-svm", "softmax", "two-layer", "mlp")
+LINEAR_MODELS = ("linear-svm", "softmax")
 AUGMENTATIONS = ("none", "flip")
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.csv"
-SUMMARY_FILE = "summary.json"
+
+
+# --- the settings and their rules -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's rule: what it must be, in words, and the check; optional ones may be None."""
+
+    expected: str
+    check: Callable[[Any], bool]
+    optional: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        return (value is None and self.optional) or (value is not None and self.check(value))
+
+
+def _integer(v: Any, least: int) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= least
+
+
+def _number(v: Any) -> bool:
+    return (
+        isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+    )
+
+
+def _one_of(names: tuple[str, ...] | list[str], optional: bool = False) -> Setting:
+    return Setting(f"one of {', '.join(names)}", lambda v: v in names, optional)
+
+
+def _lr_decay(v: Any) -> bool:
+    if v == "cosine":
+        return True
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        return False
+    try:
+        gamma = float(v)
+    except ValueError:
+        return False
+    return 0 < gamma <= 1  # False for NaN too
+
+
+def _val_size(v: Any) -> bool:
+    return _integer(v, 1) or (_number(v) and not isinstance(v, int | np.integer) and 0 < v < 1)
+
+
+def _hidden(v: Any) -> bool:
+    return isinstance(v, list | tuple) and len(v) > 0 and all(_integer(h, 1) for h in v)
+
+
+# One table for every setting (as scikit-learn's _parameter_constraints): TrainConfig checks its
+# values against it, whether they come from the command line, the library or a config.json.
+SETTINGS: dict[str, Setting] = {
+    "dataset": _one_of(datasets.DATASETS),
+    "data_dir": Setting("a folder", lambda v: isinstance(v, str) and v != "", optional=True),
+    "root": Setting("a folder or archive", lambda v: isinstance(v, str) and v != "", True),
+    "model": _one_of(MODELS),
+    "hidden": Setting("a list of positive integers", _hidden),
+    "activation": _one_of(tuple(nn.ACTIVATIONS)),
+    "loss": _one_of(tuple(LOSSES), optional=True),
+    "optimizer": _one_of(optim.OPTIMIZERS),
+    "lr": Setting("a positive number", lambda v: _number(v) and v > 0),
+    "lr_decay": Setting("a factor per epoch in (0, 1], or 'cosine'", _lr_decay),
+    "reg": Setting("a number >= 0", lambda v: _number(v) and v >= 0),
+    "epochs": Setting("a positive integer", lambda v: _integer(v, 1)),
+    "batch_size": Setting("a positive integer", lambda v: _integer(v, 1)),
+    "seed": Setting("an integer >= 0", lambda v: _integer(v, 0)),
+    "val_size": Setting(
+        "a fraction in (0, 1) or a count >= 1 of the training images held out for validation "
+        "(training keeps the weights of the best validation epoch, so it needs at least one)",
+        _val_size,
+    ),
+    "standardize": Setting("true or false", lambda v: isinstance(v, bool)),
+    "max_train": Setting("a positive integer", lambda v: _integer(v, 1), optional=True),
+    "max_test": Setting("a positive integer", lambda v: _integer(v, 1), optional=True),
+    "augment": _one_of(AUGMENTATIONS),
+    "patience": Setting("a positive integer (epochs)", lambda v: _integer(v, 1), optional=True),
+}
+# Settings added after the first runs were saved: a config.json without them means this default.
+ADDED_LATER = {"augment": "none", "patience": None}
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run, as JSON-able values."""
+    """Every setting of a training run, as JSON-able values, checked against ``SETTINGS``.
+
+    Raises ConfigError naming the first setting that breaks its rule. ``data_dir`` and ``root``
+    are stored as absolute paths, so a run can be evaluated or resumed from any folder.
+    """
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -66,42 +165,34 @@ class TrainConfig:
     max_train: int | None = None
     max_test: int | None = None
     augment: str = "none"  # or "flip"
+    patience: int | None = None  # stop after this many epochs without a better validation
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r} (choose from {', '.join(MODELS)})")
+        for name, rule in SETTINGS.items():
+            value = getattr(self, name)
+            if not rule.accepts(value):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} must be {rule.expected}, got {value!r}")
+        self.hidden = [int(h) for h in self.hidden]
         if self.model == "linear-svm" and self.loss not in (None, "svm"):
             raise ConfigError("linear-svm is trained with the svm loss; use --model softmax")
         if self.model == "softmax" and self.loss not in (None, "softmax"):
             raise ConfigError(
                 "the softmax classifier uses the softmax loss; use --model linear-svm"
             )
-        if self.loss is not None and self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden}")
         if self.model == "two-layer" and len(self.hidden) != 1:
             raise ConfigError(
                 f"two-layer takes one hidden size, got {self.hidden}; use --model mlp"
             )
-        nn.activation_from_name(self.activation)
-        if self.optimizer not in optim.OPTIMIZERS:
+        if self.dataset == "image-folder" and self.root is None:
             raise ConfigError(
-                f"unknown optimizer {self.optimizer!r} (choose from {', '.join(optim.OPTIMIZERS)})"
+                "--dataset image-folder needs --root: a folder of train/<class>/ and "
+                "test/<class>/ images, or a .tar.gz of one"
             )
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be a positive number, got {self.lr!r}")
-        if not self.reg >= 0:
-            raise ConfigError(f"regularization strength must be >= 0, got {self.reg!r}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be a positive integer, got {self.batch_size}")
-        if self.augment not in AUGMENTATIONS:
-            raise ConfigError(
-                f"unknown augmentation {self.augment!r} (choose from {', '.join(AUGMENTATIONS)})"
-            )
-        self.schedule()
+        if self.dataset != "image-folder" and self.root is not None:
+            raise ConfigError(f"--root is for --dataset image-folder, not {self.dataset}")
+        self.data_dir = _absolute(self.data_dir)
+        self.root = _absolute(self.root)
 
     @property
     def loss_name(self) -> str:
@@ -111,18 +202,62 @@ class TrainConfig:
         """The learning-rate schedule that ``lr_decay`` names."""
         if str(self.lr_decay) == "cosine":
             return optim.CosineDecay(self.epochs)
-        try:
-            gamma = float(self.lr_decay)
-        except ValueError:
-            raise ConfigError(
-                f"--lr-decay takes a factor per epoch in (0, 1] or 'cosine', got {self.lr_decay!r}"
-            ) from None
+        gamma = float(self.lr_decay)
         return optim.Constant() if gamma == 1 else optim.StepDecay(gamma)
 
+    def to_json(self) -> dict[str, Any]:
+        """What config.json holds: chainrule's run marker, then every setting."""
+        return {"format": runs.RUN_FORMAT, **dataclasses.asdict(self)}
+
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in obj.items() if k in known})
+    def from_json(cls, obj: Any, source: str = CONFIG_FILE) -> TrainConfig:
+        """The config ``to_json`` wrote. Anything else raises DataError naming ``source`` and the
+        setting: not an object, another format, an unknown or missing setting, a bad value."""
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{source} holds a JSON {type(obj).__name__}, not an object of settings"
+            )
+        obj = dict(obj)
+        fmt = obj.pop("format", runs.RUN_FORMAT)  # runs made before the marker have none
+        if fmt != runs.RUN_FORMAT:
+            raise DataError(f"{source}: format {fmt!r} is not {runs.RUN_FORMAT!r}")
+        unknown = sorted(set(obj) - set(SETTINGS))
+        if unknown:
+            raise DataError(
+                f"{source}: unknown setting {unknown[0]!r} (from a newer chainrule, or edited?)"
+            )
+        missing = [name for name in SETTINGS if name not in obj and name not in ADDED_LATER]
+        if missing:
+            raise DataError(f"{source}: the setting {missing[0]!r} is missing")
+        for name, value in obj.items():
+            rule = SETTINGS[name]
+            if not rule.accepts(value):
+                also = " or null" if rule.optional else ""
+                raise DataError(f"{source}: {name} is {value!r}; expected {rule.expected}{also}")
+        try:
+            return cls(**obj)
+        except ConfigError as e:
+            raise DataError(f"{source}: {e}") from None
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def read_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig saved in a run folder. Raises DataNotFoundError when there is none and
+    DataError when config.json is not valid JSON or not a valid config."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise DataNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
+    try:
+        obj = json.loads(path.read_bytes())
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise DataError(f"{path} is not valid JSON ({e})") from None
+    return TrainConfig.from_json(obj, str(path))
+
+
+# --- from a config to the objects that train ------------------------------------------------
 
 
 def load_data(config: TrainConfig) -> datasets.Dataset:
@@ -142,7 +277,7 @@ def load_data(config: TrainConfig) -> datasets.Dataset:
 def build_model(config: TrainConfig, input_size: int, num_classes: int) -> nn.Module:
     """The model a config names, initialized from the run's seed."""
     rng = np.random.default_rng([config.seed, 1])
-    if config.model in ("linear-svm", "softmax"):
+    if config.model in LINEAR_MODELS:
         return nn.LinearClassifier(input_size, num_classes, rng)
     activation = nn.activation_from_name(config.activation)
     if config.model == "two-layer":
@@ -158,100 +293,387 @@ def make_augment(config: TrainConfig, data: datasets.Dataset) -> HorizontalFlip 
     return None
 
 
-def train_run(
-    config: TrainConfig,
-    out: str | Path,
-    resume: bool = False,
-    progress: bool = True,
-    log: Any = None,
-) -> dict[str, Any]:
-    """Train as ``config`` says into the run folder ``out``; returns the summary (also saved).
+def check_splits(config: TrainConfig, data: datasets.Dataset) -> None:
+    """Refuse splits training cannot use, saying why and what would work (ConfigError): it needs
+    one validation image or more (it keeps the best validation epoch's weights) and a batch."""
+    n_val, n_train = len(data.y_val), len(data.y_train)
+    if n_val and config.batch_size <= n_train:
+        return
+    if n_val == 0:
+        why = (
+            "leaves no validation image, and training keeps the weights of the best "
+            "validation epoch"
+        )
+    else:
+        why = f"leaves {n_train} training images, fewer than --batch-size {config.batch_size}"
+    if config.max_train is not None:
+        need = smallest_pool(config.val_size, config.batch_size)
+        raise ConfigError(
+            f"--max-train {config.max_train} with --val-size {config.val_size} {why}: use "
+            f"--max-train {need} or more"
+            + (f", or --batch-size {n_train} or less" if n_val and n_train else "")
+        )
+    if n_val == 0:
+        raise ConfigError(
+            f"--val-size {config.val_size} of {n_train} images {why}: use --val-size 1 or more"
+        )
+    raise ConfigError(
+        f"batch size {config.batch_size} is larger than the {n_train} training examples "
+        f"({n_val} more are held out for validation): use --batch-size {n_train} or less"
+    )
 
-    resume: continue from ``out``'s checkpoint (the config is read from ``out``).
-    log: a callable taking one line of text (warnings, progress notes); default: nothing.
+
+def smallest_pool(val_size: float | int, batch_size: int) -> int:
+    """The fewest images (train + validation) that give one validation image or more and a full
+    training batch, for a validation fraction or count as ``datasets.split_indices`` takes it."""
+    if isinstance(val_size, int):
+        return batch_size + max(val_size, 1)
+    n = max(2, int(batch_size / (1 - val_size)) - 2)
+    while round(val_size * n) < 1 or n - round(val_size * n) < batch_size:
+        n += 1
+    return n
+
+
+OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}  # arrays per parameter
+
+
+def check_memory(config: TrainConfig, input_size: int, num_classes: int) -> None:
+    """Refuse a model whose training would not fit in the memory available now.
+
+    Counts float32 parameters times the copies training keeps: the weights, the optimizer's
+    scratch, the best-validation copy, the checkpoint being written, and the optimizer's own state
+    (velocity; Adam's two moments). A lower bound: activations and the data come on top.
+    Raises OutOfMemoryError (exit status 1 on the command line).
     """
-    out = Path(out)
-    log = log or (lambda line: None)
-    if resume and not (out / CONFIG_FILE).is_file():
-        raise DataNotFoundError(f"cannot resume: {out} has no {CONFIG_FILE}")
-    out.mkdir(parents=True, exist_ok=True)
-    # Lock first, then look: two processes starting on one folder cannot both pass the checks.
-    with runs.run_lock(out):
-        if resume:
-            config = TrainConfig.from_json(json.loads((out / CONFIG_FILE).read_text()))
-        elif (out / runs.CHECKPOINT_FILE).exists() or (out / runs.MODEL_FILE).exists():
-            raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
-        else:  # new, or a start that failed before its first checkpoint: (re)write the config
-            runs.atomic_write_text(
-                out / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2)
-            )
-        start = time.perf_counter()
-        data = load_data(config)
-        load_seconds = time.perf_counter() - start
+    hidden = [] if config.model in LINEAR_MODELS else config.hidden
+    sizes = [input_size, *hidden, num_classes]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    need = params * 4 * (4 + OPTIMIZER_STATE[config.optimizer])
+    available = available_memory()
+    if available is not None and need > available:
+        raise OutOfMemoryError(
+            f"the model is too large for this machine: {params:,} parameters "
+            f"({' x '.join(map(str, sizes))}) need at least {need / 2**30:,.1f} GiB to train "
+            f"with {config.optimizer}, and {available / 2**30:,.1f} GiB is available; "
+            "use a smaller --hidden"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or None."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+@dataclass
+class _Prepared:
+    """What a run trains with, all made before its folder is."""
+
+    data: datasets.Dataset
+    model: nn.Module
+    optimizer: optim.Optimizer
+    load_seconds: float
+
+
+def _prepare(config: TrainConfig) -> _Prepared:
+    start = time.perf_counter()
+    data = load_data(config)
+    load_seconds = time.perf_counter() - start
+    check_splits(config, data)
+    check_memory(config, data.num_features, data.num_classes)
+    try:
         model = build_model(config, data.num_features, data.num_classes)
         optimizer = optim.optimizer_from_name(config.optimizer, model.parameters(), config.lr)
-        metrics = out / METRICS_FILE
-        checkpoint = out / runs.CHECKPOINT_FILE
-        # The metrics file restarts from what the checkpoint knows: a process killed between
-        # saving a checkpoint and appending its row must neither lose nor repeat an epoch.
-        metrics.unlink(missing_ok=True)
-        if resume and checkpoint.exists():
-            for record in checkpoint_history(checkpoint).epochs:
-                write_metrics_row(metrics, record)
+    except MemoryError:
+        raise OutOfMemoryError(
+            f"out of memory building the {config.model} model; use a smaller --hidden"
+        ) from None
+    return _Prepared(data, model, optimizer, load_seconds)
 
-        def on_epoch(record: EpochRecord) -> None:
-            write_metrics_row(metrics, record)
 
-        start = time.perf_counter()
+# --- a run: new, or resumed ------------------------------------------------------------------
+
+Log = Callable[[str], None]
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """runs/DATASET-MODEL-YYYYMMDD-HHMMSS (not made; see ``runs.create_unique_folder``)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return runs.DEFAULT_RUNS_DIR / f"{config.dataset}-{config.model}-{stamp}"
+
+
+def train_run(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Train as ``config`` says into a new run folder; returns the summary (also saved).
+
+    out: the run folder: new, empty, or a run that never finished an epoch; its parent must exist
+    (chainrule's own ``runs/`` is made when needed). None: ``runs/DATASET-MODEL-TIME``, with a
+    suffix when that name is taken. force: also replace a finished run's files, or write beside
+    other files whose names the run does not use (none is ever overwritten or deleted).
+    log: a callable taking one line of text (warnings, notes); default: nothing.
+    Raises ConfigError (a setting, the folder), DataError/DataNotFoundError (the data),
+    OutOfMemoryError, DivergenceError, TrainingInterrupted (with ``run_dir`` set).
+    """
+    log = log or (lambda line: None)
+    if out is not None:
+        out = _output_folder(out)
+        runs.check_new_run_folder(out, force)
+    prepared = _prepare(config)
+    if out is None:
+        runs.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
+        run_dir, made = runs.create_unique_folder(default_run_dir(config)), True
+    else:
+        out.parent.mkdir(exist_ok=True)  # only chainrule's own runs/ can be missing here
+        run_dir, made = out, not out.exists()
+        run_dir.mkdir(exist_ok=True)
+    ours = [run_dir / runs.LOCK_FILE] if not (run_dir / runs.LOCK_FILE).exists() else []
+    with runs.run_lock(run_dir):
+        try:
+            # again under the lock: another process may have put something there meanwhile
+            runs.check_new_run_folder(run_dir, force)
+        except ConfigError:
+            _remove_failed_start(run_dir, made, ours)
+            raise
+        if force:
+            runs.clear_run_files(run_dir)
+        ours += [run_dir / CONFIG_FILE, run_dir / METRICS_FILE]
+        try:
+            runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_json(), indent=2))
+            return _train(run_dir, config, prepared, None, progress, log)
+        except BaseException:
+            if not (run_dir / runs.CHECKPOINT_FILE).exists():
+                _remove_failed_start(run_dir, made, ours)
+            raise
+
+
+def _output_folder(out: str | Path) -> Path:
+    """--out checked: its parent must exist, unless it is chainrule's own runs/ (made later)."""
+    out = Path(out).expanduser()
+    if out.parent == runs.DEFAULT_RUNS_DIR and not out.parent.exists():
+        return out
+    return runs.check_output_parent(out)
+
+
+def _remove_failed_start(run_dir: Path, made: bool, written: list[Path]) -> None:
+    """Undo a start that failed before its first epoch finished: the files it wrote, and the
+    folder if this run made it and nothing else is in it."""
+    for path in written:
+        path.unlink(missing_ok=True)
+    if made:
+        with contextlib.suppress(OSError):  # not empty: something else was put there
+            run_dir.rmdir()
+
+
+def resume_run(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    patience: int | None = None,
+    progress: bool = True,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` from its checkpoint; returns the summary (also saved).
+
+    Unchanged, a resumed run ends bit for bit as if it had never stopped. epochs: train to this
+    many epochs in all (more than it has done; a cosine schedule is stretched to the new length
+    from here on). patience: a new early-stopping patience. A run that has finished (and has its
+    summary) trains nothing: ``log`` says so and its summary is returned.
+    Raises DataNotFoundError (not a run, no checkpoint), DataError (a damaged config.json),
+    ConfigError (fewer epochs than done), and what ``train_run`` raises.
+    """
+    log = log or (lambda line: None)
+    run_dir = Path(run_dir)
+    if not runs.is_run_folder(run_dir):
+        if (run_dir / runs.LOCK_FILE).exists():  # a run starting right now: the lock says whose
+            with runs.run_lock(run_dir):
+                pass
+        raise DataNotFoundError(f"cannot resume: {run_dir} is not a run folder")
+    # Lock first, then look: two processes resuming one folder cannot both pass the checks.
+    with runs.run_lock(run_dir):
+        config = read_config(run_dir)
+        checkpoint = run_dir / runs.CHECKPOINT_FILE
+        if not checkpoint.exists():
+            raise DataNotFoundError(
+                f"nothing to resume: no epoch of {run_dir} finished, so it has no checkpoint; "
+                f"start it again with chainrule train --out {run_dir} and its settings"
+            )
+        done = checkpoint_history(checkpoint)
+        new = _extended(config, done, epochs, patience, log, run_dir)
+        summary = _read_summary(run_dir)
+        if _finished(new, done) and summary is not None:
+            log(_finished_line(run_dir, new, done))
+            return summary
+        prepared = _prepare(new)
+        if new != config:
+            runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(new.to_json(), indent=2))
+        return _train(run_dir, new, prepared, done, progress, log)
+
+
+def _extended(
+    config: TrainConfig,
+    done: History,
+    epochs: int | None,
+    patience: int | None,
+    log: Log,
+    run_dir: Path,
+) -> TrainConfig:
+    """The config with a new epoch count and patience, checked against what was done."""
+    changes: dict[str, Any] = {}
+    if patience is not None:
+        changes["patience"] = patience
+    if epochs is not None:
+        if _integer(epochs, 1) and epochs < len(done):
+            raise ConfigError(
+                f"{run_dir} has already trained {len(done)} epochs; --epochs {epochs} cannot "
+                f"take them back (give more than {len(done)} to extend it)"
+            )
+        changes["epochs"] = epochs
+    new = dataclasses.replace(config, **changes)
+    if new.lr_decay == "cosine" and new.epochs != config.epochs and len(done) < new.epochs:
+        factor = optim.CosineDecay(new.epochs).factor(len(done))
+        log(
+            f"note: cosine decay now spans {new.epochs} epochs, not {config.epochs}: epoch "
+            f"{len(done) + 1} trains at {factor:.3g} x the base learning rate (epochs 1-"
+            f"{len(done)} followed the {config.epochs}-epoch curve)"
+        )
+    return new
+
+
+def _finished(config: TrainConfig, done: History) -> bool:
+    return len(done) >= config.epochs or _stalled(config, done)
+
+
+def _stalled(config: TrainConfig, done: History) -> bool:
+    return config.patience is not None and len(done) - done.best_epoch >= config.patience
+
+
+def _finished_line(run_dir: Path, config: TrainConfig, done: History) -> str:
+    if _stalled(config, done) and len(done) < config.epochs:
+        return (
+            f"{run_dir} stopped early after epoch {len(done)} ({config.patience} epochs without "
+            "a better validation accuracy); nothing to resume (a larger --patience continues it)"
+        )
+    return (
+        f"{run_dir} has finished its {len(done)} epochs; nothing to resume (--epochs N, more "
+        f"than {len(done)}, trains it further)"
+    )
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _train(
+    run_dir: Path,
+    config: TrainConfig,
+    prepared: _Prepared,
+    done: History | None,
+    progress: bool,
+    log: Log,
+) -> dict[str, Any]:
+    """Train (from the checkpoint when ``done`` is its history), then write the model, figures
+    and summary."""
+    data, model = prepared.data, prepared.model
+    metrics = run_dir / METRICS_FILE
+    checkpoint = run_dir / runs.CHECKPOINT_FILE
+    # The metrics file restarts from what the checkpoint knows: a process killed between
+    # saving a checkpoint and appending its row must neither lose nor repeat an epoch.
+    metrics.unlink(missing_ok=True)
+    for record in done.epochs if done else []:
+        write_metrics_row(metrics, record)
+    best = {"val": done.best_val_accuracy if done else -1.0}
+
+    def on_epoch(record: EpochRecord) -> None:
+        write_metrics_row(metrics, record)
+        if record.val_accuracy > best["val"]:  # fit's rule: the model now holds the new best
+            best["val"] = record.val_accuracy
+            save_model(run_dir, model, data, record.epoch)
+
+    started = datetime.now().isoformat(timespec="seconds")
+    start = time.perf_counter()
+    try:
         history = fit(
             model,
             data,
             loss=LOSSES[config.loss_name],
-            optimizer=optimizer,
+            optimizer=prepared.optimizer,
             epochs=config.epochs,
             batch_size=config.batch_size,
             reg=config.reg,
             rng=np.random.default_rng([config.seed, 2]),
             schedule=config.schedule(),
             checkpoint=checkpoint,
-            resume=resume and checkpoint.exists(),
+            resume=done is not None,
             progress=progress,
             on_epoch=on_epoch,
             log=log,
             augment=make_augment(config, data),
+            patience=config.patience,
         )
-        train_seconds = time.perf_counter() - start
-        runs.save_model(
-            out / runs.MODEL_FILE,
-            model,
-            data.preprocessing,
-            data.classes,
-            data.image_shape,
-            {"dataset": data.name, "best_epoch": history.best_epoch},
-        )
+    except TrainingInterrupted as e:
+        e.run_dir = run_dir
+        raise
+    train_seconds = time.perf_counter() - start
+    save_model(run_dir, model, data, history.best_epoch)
+    with np.errstate(all="ignore"):
         test_pred = model.predict(data.X_test)
-        test_accuracy = float(np.mean(test_pred == data.y_test))
-        figures = save_figures(out, model, data, history, test_pred, config)
-        summary = {
-            "run_dir": str(out),
-            "dataset": data.name,
-            "model": config.model,
-            "loss": config.loss_name,
-            "test_accuracy": test_accuracy,
-            "val_accuracy": history.best_val_accuracy,
-            "train_accuracy": history.epochs[history.best_epoch - 1].train_accuracy,
-            "best_epoch": history.best_epoch,
-            "epochs": len(history),
-            "seconds": sum(r.seconds for r in history.epochs),
-            "wall_seconds": train_seconds,
-            "load_seconds": load_seconds,
-            "n_train": len(data.X_train),
-            "n_val": len(data.X_val),
-            "n_test": len(data.X_test),
-            "figures": [str(p) for p in figures],
-        }
-        runs.atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=2))
+    test_accuracy = float(np.mean(test_pred == data.y_test))
+    figures = save_figures(run_dir, model, data, history, test_pred, config)
+    warnings = diag.summarize_warnings(history, config.lr)
+    warnings += diag.final_warnings(model, data.X_val[:1000])
+    summary = {
+        "run_dir": str(run_dir),
+        "dataset": data.name,
+        "model": config.model,
+        "loss": config.loss_name,
+        "test_accuracy": test_accuracy,
+        "val_accuracy": history.best_val_accuracy,
+        "train_accuracy": history.epochs[history.best_epoch - 1].train_accuracy,
+        "best_epoch": history.best_epoch,
+        "epochs": len(history),
+        "planned_epochs": config.epochs,
+        "patience": config.patience,
+        "stopped_early": history.stopped_early,
+        "seconds": sum(r.seconds for r in history.epochs),
+        "wall_seconds": train_seconds,
+        "load_seconds": prepared.load_seconds,
+        "n_train": len(data.X_train),
+        "n_val": len(data.X_val),
+        "n_test": len(data.X_test),
+        "figures": [str(p) for p in figures],
+        "warnings": warnings,
+        "started": started,
+        "finished": datetime.now().isoformat(timespec="seconds"),
+    }
+    runs.atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
     return summary
+
+
+def save_model(run_dir: Path, model: nn.Module, data: datasets.Dataset, best_epoch: int) -> None:
+    """Write the model as it is now to ``run_dir/model.safetensors`` (atomically)."""
+    runs.save_model(
+        run_dir / runs.MODEL_FILE,
+        model,
+        data.preprocessing,
+        data.classes,
+        data.image_shape,
+        {"dataset": data.name, "best_epoch": best_epoch},
+    )
 
 
 def save_figures(
@@ -295,14 +717,29 @@ def save_figures(
     return paths
 
 
+# --- reading a run back ----------------------------------------------------------------------
+
+
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, Any]:
-    """Score a saved run's model again on its dataset's validation and test splits."""
+    """Score a saved run's model again on its dataset's validation and test splits.
+
+    Returns run_dir, dataset, val_accuracy, test_accuracy, n_test and per_class: for each class
+    (in order) its precision, recall, F1 and support on the test split (scikit-learn's
+    ``precision_recall_fscore_support``; 0 where a class is never predicted).
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise DataNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
-    config = TrainConfig.from_json(json.loads((run_dir / CONFIG_FILE).read_text()))
+    config = read_config(run_dir)
     if data_dir is not None:
         config.data_dir = data_dir
+    if not (run_dir / runs.MODEL_FILE).exists():
+        then = (
+            f"chainrule train --resume {run_dir} continues it"
+            if (run_dir / runs.CHECKPOINT_FILE).exists()
+            else f"start it again with chainrule train --out {run_dir}"
+        )
+        raise DataNotFoundError(f"{run_dir} has no model yet: no epoch has finished ({then})")
     saved = runs.load_model(run_dir / runs.MODEL_FILE)
     data = load_data(config)
     saved_mean = saved.preprocessing.mean
@@ -313,12 +750,30 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
             f"the {config.dataset} data differ from the data {run_dir} was trained on "
             "(their training means disagree)"
         )
+    with np.errstate(all="ignore"):
+        val_pred = saved.model.predict(data.X_val)
+        test_pred = saved.model.predict(data.X_test)
+    labels = list(range(len(saved.classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        data.y_test, test_pred, labels=labels, zero_division=0
+    )
+    per_class = [
+        {
+            "class": name,
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(saved.classes)
+    ]
     return {
         "run_dir": str(run_dir),
         "dataset": data.name,
-        "val_accuracy": evaluate(saved.model, data.X_val, data.y_val),
-        "test_accuracy": evaluate(saved.model, data.X_test, data.y_test),
+        "val_accuracy": float(np.mean(val_pred == data.y_val)),
+        "test_accuracy": float(np.mean(test_pred == data.y_test)),
         "n_test": len(data.y_test),
+        "per_class": per_class,
     }
 
 
@@ -351,11 +806,14 @@ def predict_images(run_dir: str | Path, paths: list[str]) -> list[dict[str, Any]
 
 __all__ = [
     "MODELS",
+    "SETTINGS",
     "TrainConfig",
     "TrainingInterrupted",
     "build_model",
     "evaluate_run",
     "load_data",
     "predict_images",
+    "read_config",
+    "resume_run",
     "train_run",
 ]

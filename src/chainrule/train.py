@@ -22,7 +22,7 @@ import numpy as np
 
 from chainrule import diagnostics as diag
 from chainrule import runs
-from chainrule.errors import ConfigError, DataError, DivergenceError, ShapeError
+from chainrule.errors import ChainruleError, ConfigError, DataError, DivergenceError, ShapeError
 from chainrule.losses import LossFn, softmax_loss
 from chainrule.nn import Module
 from chainrule.optim import SGD, Constant, Optimizer, Schedule
@@ -68,6 +68,7 @@ class History:
     epochs: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = -1
     best_val_accuracy: float = -1.0
+    stopped_early: bool = False  # by ``fit(patience=...)``, before the last planned epoch
 
     def __getattr__(self, name: str) -> list[Any]:
         # history.loss, history.val_accuracy... : one list per column
@@ -83,12 +84,16 @@ class History:
             "epochs": [dataclasses.asdict(r) for r in self.epochs],
             "best_epoch": self.best_epoch,
             "best_val_accuracy": self.best_val_accuracy,
+            "stopped_early": self.stopped_early,
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> History:
         return cls(
-            [EpochRecord(**r) for r in obj["epochs"]], obj["best_epoch"], obj["best_val_accuracy"]
+            [EpochRecord(**r) for r in obj["epochs"]],
+            obj["best_epoch"],
+            obj["best_val_accuracy"],
+            obj.get("stopped_early", False),
         )
 
 
@@ -177,6 +182,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, history: History, signum: int) -> None:
         super().__init__(message)
         self.history, self.signum = history, signum
+        self.run_dir: Path | None = None  # set by the caller that knows the run folder
 
 
 def _batches(order: np.ndarray, batch_size: int, start: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -208,6 +214,7 @@ def fit(
     train_eval_size: int = 10_000,
     log: Callable[[str], None] | None = None,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    patience: int | None = None,
 ) -> History:
     """Train ``model`` on ``data`` by mini-batch gradient descent; keep the best-validation weights.
 
@@ -218,13 +225,21 @@ def fit(
     checkpoint: a file to save the training state to after every epoch (and on SIGINT/SIGTERM);
     with ``resume=True`` training continues from it, bit for bit as if never stopped.
     on_epoch: called with each EpochRecord (e.g. to append to a metrics file).
-    log: called with a warning line when a diagnostic leaves its healthy range (see
+    log: called with a warning line the first time a diagnostic leaves its healthy range (see
     ``diagnostics``: update/weight ratios, gradient norms, dead ReLUs, saturated units; every
-    epoch's values are in its record's ``diagnostics``).
+    epoch's values are in its record's ``diagnostics``, and ``diagnostics.summarize_warnings``
+    counts the epochs of each kind).
     augment: makes each training batch anew (e.g. ``augment.HorizontalFlip``), from a generator
     seeded by the epoch's draw and the step, so a resumed run sees the same batches.
     train_eval_size: train accuracy is measured at the end of each epoch on this many training
     rows (a fixed sample), since a full pass over a large set would cost more than it tells.
+    patience: stop early once the validation accuracy has not improved for this many epochs
+    (as Keras's EarlyStopping on val_accuracy); ``History.stopped_early`` records it. None: run
+    every epoch.
+    progress: a bar per epoch on a terminal (or in Jupyter); elsewhere (a pipe, a log file) one
+    plain line per epoch.
+    NumPy's floating-point warnings are silenced while training: a loss that overflows stops
+    training with a DivergenceError that says where and why.
     Returns the History. The model ends with the parameters of the best validation epoch.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -236,6 +251,8 @@ def fit(
         raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
     if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg >= 0):
         raise ConfigError(f"regularization strength must be >= 0, got {reg!r}")
+    if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
+        raise ConfigError(f"patience must be a positive integer or None, got {patience!r}")
     check_data(model, data.X_train, data.y_train, "training data")
     check_data(model, data.X_val, data.y_val, "validation data")
     n = len(data.X_train)
@@ -265,9 +282,14 @@ def fit(
     penalized = {id(w) for w in weights}
     decay = [2 * reg if id(p) in penalized else 0.0 for p in optimizer.params]
 
+    seen = diag.warning_kinds(state.history, base_lr)  # each kind of warning is logged once
     # The weight gradients stay unformed: each step adds -lr dᵀx into W inside one product.
-    with _StopRequest() as stop, defer_weight_grads():
+    # Overflow is caught as a non-finite loss below, not printed by NumPy on the way there.
+    with _StopRequest() as stop, defer_weight_grads(), np.errstate(all="ignore"):
         for epoch in range(state.epoch, epochs):
+            if _stalled(state.history, patience):
+                state.history.stopped_early = True
+                break
             optimizer.learning_rate = base_lr * schedule.factor(epoch)
             if state.step == 0:
                 state.rng_at_epoch_start = rng.bit_generator.state
@@ -293,9 +315,7 @@ def fit(
                 value = float(data_loss.data) + reg * penalty
                 if not math.isfinite(value):
                     raise DivergenceError(
-                        f"the loss became {value} at epoch {epoch + 1}, step {step + 1}: the "
-                        f"learning rate ({optimizer.learning_rate:g}) is likely too high"
-                        + (f"; the last good checkpoint is {checkpoint}" if checkpoint else "")
+                        _divergence(value, reg, optimizer, epoch, step, checkpoint)
                     )
                 optimizer.zero_grad()
                 data_loss.backward()
@@ -345,9 +365,6 @@ def fit(
                 seconds=seconds,
                 diagnostics={**state.diagnostics, **diag.unit_health(model, data.X_val[:1000])},
             )
-            if log is not None:
-                for line in diag.warnings_for(record.diagnostics, record.epoch):
-                    log(line)
             if bar is not None:
                 bar.set_postfix(
                     loss=f"{record.loss:.4f}",
@@ -355,6 +372,10 @@ def fit(
                     val=f"{record.val_accuracy:.3f}",
                 )
                 bar.close()
+            for warning in diag.health_warnings(record.diagnostics, record.learning_rate / base_lr):
+                if warning.kind not in seen and log is not None:
+                    log(f"warning: epoch {record.epoch}: {warning.text} (shown once)")
+                seen.add(warning.kind)
             history = state.history
             history.epochs.append(record)
             if record.val_accuracy > history.best_val_accuracy:
@@ -369,9 +390,64 @@ def fit(
     return state.history
 
 
+def _stalled(history: History, patience: int | None) -> bool:
+    """Whether the last ``patience`` epochs brought no better validation accuracy."""
+    return patience is not None and len(history) - history.best_epoch >= patience
+
+
+def _divergence(
+    value: float,
+    reg: float,
+    optimizer: Optimizer,
+    epoch: int,
+    step: int,
+    checkpoint: str | Path | None,
+) -> str:
+    """The one line a non-finite loss ends training with: where, the likely cause, and what was
+    saved (naming only a file that exists)."""
+    where = f"the loss became {value} at epoch {epoch + 1}, step {step + 1}"
+    lr = optimizer.learning_rate
+    if lr * reg > 1 and reg > lr:
+        # the L2 step alone scales a weight by 1 - 2 lr reg, which is past -1 here
+        cause = (
+            f"the regularization strength ({reg:g}) is likely too high: with the learning rate "
+            f"{lr:g}, the L2 step alone scales the weights by 1 - 2 lr reg = {1 - 2 * lr * reg:.3g}"
+        )
+    else:
+        cause = f"the learning rate ({lr:g}) is likely too high"
+    if checkpoint is None:
+        return f"{where}: {cause}"
+    if not Path(checkpoint).exists():
+        return f"{where}: {cause}; no epoch had finished, so no checkpoint was saved"
+    return f"{where}: {cause}; the last good checkpoint is {checkpoint}"
+
+
+class _EpochLines:
+    """Progress where no one watches a bar (a pipe, a log file, CI): one plain line per epoch,
+    written when the epoch ends, instead of a bar redrawn with carriage returns."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc, self.postfix, self.start = desc, {}, time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, refresh: bool = True, **values: str) -> None:
+        self.postfix.update(values)
+
+    def close(self) -> None:
+        if "val" not in self.postfix:  # stopped mid-epoch: the caller says why
+            return
+        values = ", ".join(f"{k} {v}" for k, v in self.postfix.items())
+        seconds = time.perf_counter() - self.start
+        print(f"{self.desc}: {values} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+
+
 def _progress(enabled: bool, epoch: int, epochs: int, total: int, initial: int) -> Any:
     if not enabled:
         return None
+    if not (sys.stderr.isatty() or "ipykernel" in sys.modules):
+        return _EpochLines(f"epoch {epoch + 1}/{epochs}")
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -424,34 +500,49 @@ def _load_checkpoint(
 ) -> _TrainState:
     arrays, meta = runs.load_arrays(path)
     if meta.get("model") != model.config():
-        raise ConfigError(
-            f"the checkpoint {path} is for model {meta.get('model')}, not {model.config()}"
+        raise DataError(
+            f"the checkpoint {path} is for model {meta.get('model')}, not {model.config()} "
+            "(were the run's settings changed?)"
         )
 
     def section(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
-    model.load_state_dict(section("model."))
-    optimizer.load_state_dict(section("optimizer."))
+    try:
+        model.load_state_dict(section("model."))
+        optimizer.load_state_dict(section("optimizer."))
+    except (ChainruleError, KeyError, ValueError) as e:
+        raise DataError(
+            f"the checkpoint {path} does not fit this {type(optimizer).__name__} optimizer and "
+            f"model (missing or mismatched {e}; were the run's settings changed?)"
+        ) from None
     optimizer.learning_rate = base_lr
-    state = _TrainState(
-        history=History.from_json(meta["history"]),
-        best=section("best."),
-        epoch=meta["epoch"],
-        step=meta["step"],
-        loss_sum=meta["loss_sum"],
-        epoch_seconds=meta["epoch_seconds"],
-        rng_at_epoch_start=meta["rng_at_epoch_start"],
-        diagnostics=meta.get("diagnostics", {}),
-    )
-    rng.bit_generator.state = meta["rng_state"]
+    try:
+        state = _TrainState(
+            history=History.from_json(meta["history"]),
+            best=section("best."),
+            epoch=meta["epoch"],
+            step=meta["step"],
+            loss_sum=meta["loss_sum"],
+            epoch_seconds=meta["epoch_seconds"],
+            rng_at_epoch_start=meta["rng_at_epoch_start"],
+            diagnostics=meta.get("diagnostics", {}),
+        )
+        rng.bit_generator.state = meta["rng_state"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(
+            f"the checkpoint {path} lacks or garbles its training state ({e})"
+        ) from None
     return state
 
 
 def checkpoint_history(path: str | Path) -> History:
-    """The history stored in a training checkpoint."""
+    """The history stored in a training checkpoint (DataError when it has none or a bad one)."""
     _, meta = runs.load_arrays(path)
-    return History.from_json(meta["history"])
+    try:
+        return History.from_json(meta["history"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"the checkpoint {path} lacks or garbles its history ({e})") from None
 
 
 def write_metrics_row(path: Path, record: EpochRecord) -> None:

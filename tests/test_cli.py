@@ -1,0 +1,102 @@
+"""The command line itself: help with defaults, --version, --debug anywhere, one-line failures."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+import chainrule
+from chainrule import cli, experiment
+from chainrule.cli import build_parser, main
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def entry(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """The lines --help prints for one option, joined into one."""
+    formatter = parser.formatter_class(prog=parser.prog)
+    return " ".join(formatter._format_action(action).split())
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_every_option_with_a_default_shows_it_in_help(command):
+    parser = subcommands()[command]
+    for action in parser._actions:
+        if action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
+            continue
+        assert "default" in entry(parser, action).lower(), f"{command}: {entry(parser, action)}"
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_json_is_documented_on_every_command_that_has_it(command):
+    parser = subcommands()[command]
+    for action in parser._actions:
+        if "--json" in action.option_strings:
+            assert "JSON" in entry(parser, action), command
+
+
+def test_train_help_shows_the_defaults_of_the_config():
+    parser = subcommands()["train"]
+    defaults = experiment.TrainConfig()
+    shown = {a.dest: entry(parser, a) for a in parser._actions}
+    for name in ("lr", "epochs", "batch_size", "val_size", "reg", "optimizer", "seed"):
+        assert shown[name].endswith(f"(default: {getattr(defaults, name)})"), shown[name]
+    assert shown["hidden"].endswith("(default: 100)")
+    assert "(default: runs/DATASET-MODEL-TIME)" in shown["out"]
+    assert "(default: all)" in shown["max_train"]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"chainrule {chainrule.__version__}"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_before_or_after_the_subcommand_shows_the_traceback(where, tmp_path):
+    args = ["evaluate", str(tmp_path / "nothing")]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_without_debug_a_failure_is_one_line(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("chainrule evaluate: error: ")
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch, capsys):
+    def allocate(*args, **kwargs):
+        # what NumPy raises when an allocation fails (its _ArrayMemoryError is a MemoryError)
+        raise MemoryError("Unable to allocate 77.3 GiB for an array with shape (300000000, 64)")
+
+    monkeypatch.setattr(experiment, "train_run", allocate)
+    assert main(["train", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "chainrule train: error: out of memory (Unable to allocate 77.3 GiB for an array with "
+        "shape (300000000, 64))\n"
+    )
+
+
+def test_a_python_warning_becomes_one_line_of_ours(monkeypatch, capsys):
+    import warnings
+
+    def warn(args):
+        warnings.warn("something to know", RuntimeWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_runs", warn)  # build_parser looks the handler up then
+    assert main(["runs"]) == 0
+    assert capsys.readouterr().err == "chainrule runs: warning: something to know\n"
