@@ -105,13 +105,13 @@ def test_predict_classifies_image_files(digits_run, tmp_path):
     assert text.startswith(paths[0] + ": ")
 
 
-def test_predict_refuses_an_image_of_the_wrong_size(digits_run, tmp_path):
+def test_predict_resizes_an_image_of_another_size_with_a_note(digits_run, tmp_path):
     out, _ = digits_run
     path = tmp_path / "big.png"
     Image.fromarray(np.zeros((28, 28), np.uint8), mode="L").save(path)
-    done = chainrule("predict", str(out), str(path), check=False)
-    assert done.returncode == 1
-    assert "28" in done.stderr and "8" in done.stderr and "Traceback" not in done.stderr
+    done = chainrule("predict", str(out), str(path))
+    assert done.stdout.startswith(f"{path}: ")
+    assert done.stderr == f"chainrule predict: note: {path}: resized from 28x28 to 8x8 (HxW)\n"
 
 
 def test_gradcheck_command_passes_for_every_model():

@@ -153,16 +153,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Classify image files with a saved run's model."""
-    from chainrule import experiment
+    """Classify image files (or folders of them) with a saved run's model."""
+    from chainrule import predict
 
-    results = experiment.predict_images(args.run, args.images)
+    predictions = predict.predict_images(args.run, args.images, args.invert)
+    failed = [p for p in predictions if p.error is not None]
+    for p in failed:
+        print(f"chainrule predict: error: {p.error}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps([p.to_json() for p in predictions]))
     else:
-        for r in results:
-            others = ", ".join(f"{t['class']} {t['probability']:.2f}" for t in r["top3"][1:])
-            print(f"{r['image']}: {r['class']} ({r['probability']:.2f}; then {others})")
+        for p in predictions:
+            if p.error is not None:
+                continue
+            if p.notes:
+                print(f"chainrule predict: note: {p.image}: {'; '.join(p.notes)}", file=sys.stderr)
+            others = ", ".join(f"{c} {prob:.2f}" for c, prob in p.top3[1:])
+            print(f"{p.image}: {p.class_name} ({p.probability:.2f}; then {others})")
+    if failed:
+        print(
+            f"chainrule predict: {len(failed)} of {len(predictions)} "
+            f"image{'s' if len(predictions) > 1 else ''} could not be read (named above)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -509,9 +523,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify your own image files with a saved run's model")
+    p = sub.add_parser(
+        "predict",
+        help="classify your own image files with a saved run's model",
+        description="Classify image files, and every image in a folder given, with a saved "
+        "run's model. Each image is made the model's kind (grey or RGB) and size (resized, "
+        "with a note on stderr); 16-bit, palette, alpha (composited on white) and CMYK images "
+        "are converted with a note. A file that cannot be read is named on stderr, the others "
+        "are still classified, and the exit status is then 1.",
+    )
     p.add_argument("run", help="a run folder (or its model.safetensors)")
-    p.add_argument("images", nargs="+", help="PNG or JPEG files of the model's image size")
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...) or folders"
+    )
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="turn dark ink on white into the light ink on black that digits, MNIST and "
+        "Fashion-MNIST models were trained on: auto does it, with a note, when the "
+        "image's border and the training images' border disagree (grey models only)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule import nn, optim, plots, runs
+from chainrule import nn, optim, runs
 from chainrule.augment import HorizontalFlip
 from chainrule.errors import ConfigError, DataError, DataNotFoundError
 from chainrule.losses import LOSSES
@@ -125,8 +125,11 @@ class TrainConfig:
         return cls(**{k: v for k, v in obj.items() if k in known})
 
 
-def load_data(config: TrainConfig) -> datasets.Dataset:
-    """The dataset a config names, split and preprocessed as it says."""
+def load_data(config: TrainConfig, log: Any = None, progress: bool = False) -> datasets.Dataset:
+    """The dataset a config names, split and preprocessed as it says.
+
+    log, progress: as ``data.load`` takes them (lines and a bar for a long first decoding).
+    """
     return datasets.load(
         config.dataset,
         config.data_dir,
@@ -136,6 +139,8 @@ def load_data(config: TrainConfig) -> datasets.Dataset:
         standardize=config.standardize,
         max_train=config.max_train,
         max_test=config.max_test,
+        log=log,
+        progress=progress,
     )
 
 
@@ -186,7 +191,7 @@ def train_run(
                 out / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2)
             )
         start = time.perf_counter()
-        data = load_data(config)
+        data = load_data(config, log, progress)
         load_seconds = time.perf_counter() - start
         model = build_model(config, data.num_features, data.num_classes)
         optimizer = optim.optimizer_from_name(config.optimizer, model.parameters(), config.lr)
@@ -263,6 +268,8 @@ def save_figures(
     config: TrainConfig,
 ) -> list[Path]:
     """The run's PNGs: curves, learned weights as images, the test confusion matrix."""
+    from chainrule import plots  # matplotlib imports slowly: only where a figure is drawn
+
     title = f"{config.model} on {data.name}"
     paths = [
         plots.plot_curves(history, out / "curves.png", title),
@@ -322,33 +329,6 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
     }
 
 
-def predict_images(run_dir: str | Path, paths: list[str]) -> list[dict[str, Any]]:
-    """Classify image files with a saved run's model; one dict per image, best class first."""
-    run_dir = Path(run_dir)
-    model_file = run_dir / runs.MODEL_FILE if run_dir.is_dir() else run_dir
-    saved = runs.load_model(model_file)
-    # Image files hold 0..255; the model's raw scale may differ (the digits' is 0..16).
-    pixel_max = saved.preprocessing.scale
-    rows = np.stack([datasets.load_image(p, saved.image_shape, pixel_max) for p in paths])
-    X = saved.preprocessing.apply(rows)
-    scores = saved.model.scores(X)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    results = []
-    for path, p in zip(paths, probs):
-        top = np.argsort(p)[::-1][:3]
-        results.append(
-            {
-                "image": str(path),
-                "label": int(top[0]),
-                "class": saved.classes[top[0]],
-                "probability": float(p[top[0]]),
-                "top3": [{"class": saved.classes[i], "probability": float(p[i])} for i in top],
-            }
-        )
-    return results
-
-
 __all__ = [
     "MODELS",
     "TrainConfig",
@@ -356,6 +336,5 @@ __all__ = [
     "build_model",
     "evaluate_run",
     "load_data",
-    "predict_images",
     "train_run",
 ]
