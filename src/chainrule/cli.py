@@ -23,8 +23,11 @@ USAGE_ERRORS = (ConfigError, ExpressionError)
 
 def cmd_circuit(args: argparse.Namespace) -> int:
     """Run an expression through the gate engine and print the forward and backward passes."""
-    from chainrule import circuit
+    from chainrule import circuit, runs
 
+    for path, option in ((args.svg, "--svg"), (args.dot, "--dot")):
+        if path:
+            runs.check_output_parent(path, option)
     values = circuit.parse_assignments(args.values)
     result = circuit.run(args.expression, values)
     drawings = []
@@ -45,15 +48,12 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 
 def _write_drawings(drawn: Any, svg: str | None, dot: str | None) -> list[str]:
-    """Write a graph.Graph as SVG and/or DOT; returns the paths written."""
-    from pathlib import Path
-
+    """Write a graph.Graph as SVG and/or DOT (their folders checked before); returns the paths."""
     from chainrule import graph, runs
 
     written = []
     for path, render in ((svg, graph.to_svg), (dot, graph.to_dot)):
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             runs.atomic_write_text(path, render(drawn))
             written.append(str(path))
     return written
@@ -202,14 +202,18 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def _figure_path(out: str | None, default_name: str) -> Path:
-    """--out as a file (it has a suffix) or a folder (it exists or has none)."""
+    """Where a figure goes: ``default_name`` in the current folder, or --out as a file (it has
+    a suffix) or a folder (it exists or has none; one level is made, at write time). Checked
+    before any work: the folder above must exist."""
     from pathlib import Path
+
+    from chainrule import runs
 
     path = Path(out) if out else Path(default_name)
     if path.is_dir() or (out and not path.suffix):
-        path = path / default_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+        runs.check_output_parent(path, "--out")
+        return path / default_name
+    return runs.check_output_parent(path, "--out")
 
 
 def cmd_collapse(args: argparse.Namespace) -> int:
@@ -218,11 +222,13 @@ def cmd_collapse(args: argparse.Namespace) -> int:
 
     from chainrule import lessons
 
+    path = _figure_path(args.out, "spiral.png")
     rng = np.random.default_rng(args.seed)
     collapsed = lessons.collapse(rng)
     settings = lessons.SpiralSettings(epochs=args.epochs)
     spiral = lessons.spiral(rng, settings)
-    figure = lessons.plot_regions(spiral, _figure_path(args.out, "spiral.png"))
+    path.parent.mkdir(exist_ok=True)
+    figure = lessons.plot_regions(spiral, path)
     result = {
         "collapse_max_diff": collapsed.max_diff,
         "collapse_linear_fit_residual": collapsed.identity_residual,
@@ -260,13 +266,16 @@ def cmd_collapse(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Save a run's weights as images: class templates or first-layer features."""
-    from chainrule import show
+    from chainrule import runs, show
 
     if args.compare:
         out = _figure_path(args.out, "templates-vs-features.png")
+        out.parent.mkdir(exist_ok=True)
         paths = [str(show.plot_side_by_side(args.run, args.compare, out))]
         kind = "comparison"
     else:
+        if args.out:
+            runs.check_output_parent(args.out, "--out")
         shown = show.show_run(args.run, args.out)
         paths, kind = [str(p) for p in shown.paths], shown.kind
     if args.json:
@@ -330,9 +339,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from chainrule import experiment, graph
+    from chainrule import experiment, graph, runs
     from chainrule.losses import LOSSES
 
+    for path, option in ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out")):
+        if path:
+            runs.check_output_parent(path, option)
     hidden = args.hidden or ([10, 10] if args.model == "mlp" else [10])
     config = experiment.TrainConfig(
         model=args.model, hidden=hidden, activation=args.activation, loss=args.loss
@@ -360,7 +372,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     )
     svg, dot = args.svg, args.dot
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out).mkdir(exist_ok=True)
         svg = svg or str(Path(args.out) / f"{args.model}.svg")
         dot = dot or str(Path(args.out) / f"{args.model}.dot")
     drawings = _write_drawings(drawn, svg, dot)

@@ -21,7 +21,13 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from chainrule.errors import ChainruleError, DataError, DataNotFoundError, RunLockedError
+from chainrule.errors import (
+    ChainruleError,
+    ConfigError,
+    DataError,
+    DataNotFoundError,
+    RunLockedError,
+)
 
 if TYPE_CHECKING:
     from chainrule.data import Preprocessing
@@ -48,6 +54,24 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output_parent(path: str | Path, option: str = "--out") -> Path:
+    """The rule for every path a user names for output (a file or a run folder): the folder it
+    goes in must exist already. A typo must not become a tree of new folders somewhere.
+
+    option: how the command line calls the path, for the message. Returns ``Path(path)``.
+    Raises ConfigError (a usage error) naming the option, the path and the missing folder.
+    """
+    path = Path(path)
+    parent = path.parent  # "." for a bare name: the current folder
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise ConfigError(
+            f"{option} {path}: the folder {parent} {what}; expected an existing folder "
+            "(create it first)"
+        )
+    return path
 
 
 def _umask() -> int:
