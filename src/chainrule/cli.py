@@ -288,6 +288,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The era table: pixels vs hand-designed features, linear classifiers vs a 2-layer net."""
+    import signal
+
+    from chainrule import compare
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    try:
+        with compare.signals_raise():  # SIGTERM unwinds like Ctrl-C: the workers are stopped
+            return _compare(args)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, or either during a row's training
+        # The process ends now: a second signal must not interrupt the way out.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"chainrule compare: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum  # the shell's convention for a run ended by a signal
+
+
+def _compare(args: argparse.Namespace) -> int:
     import os
     from datetime import datetime
     from pathlib import Path
@@ -300,8 +319,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not (args.quiet or args.json):
             print(line, file=sys.stderr)
 
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    if args.out:  # checked now, not after minutes of work
+        runs.check_output_parent(args.out, "--out")
+    progress = not (args.quiet or args.json)
     data = datasets.load(
         args.dataset,
         args.data_dir,
@@ -309,6 +329,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_train=args.max_train,
         max_test=args.max_test,
+        log=log,
+        progress=progress,
     )
     workers = args.workers or min(os.cpu_count() or 1, 8)
     result = compare.compare(
@@ -318,10 +340,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else cache_dir(args.cache_dir),
         workers=workers,
         log=log,
+        progress=progress,
     )
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/compare-{args.dataset}-{stamp}")
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=not args.out, exist_ok=True)  # the default's runs/ may be new
     runs.atomic_write_text(out / "compare.md", result.markdown())
     runs.atomic_write_text(out / "compare.json", json.dumps(result.to_json(), indent=2))
     if args.json:
