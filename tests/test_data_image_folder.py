@@ -400,3 +400,14 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(DataError, match="cannot decode image"):
         load_image(tmp_path / "bad.png", (H, W))
+
+
+def test_a_cache_of_an_older_layout_is_removed_when_replaced(tmp_path):
+    root = write_archive(tmp_path / "imgs.tar.gz", image_files())
+    load_image_folder(root)
+    [current] = (tmp_path / "cache" / "image-folder").glob("*.npz")
+    key = current.name.rsplit("-v", 1)[0]
+    old = current.with_name(f"{key}-v1.npz")
+    current.rename(old)  # as an older chainrule left it: unreadable by this one's key
+    load_image_folder(root)
+    assert sorted(p.name for p in current.parent.iterdir()) == [current.name]

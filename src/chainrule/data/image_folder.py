@@ -410,6 +410,9 @@ def load_image_folder(
     done = f"decoded {n:,} images in {time.perf_counter() - start:.1f} s"
     if use_cache:
         _write_cache(cache_file, arrays, notes)
+        for stale in cache_file.parent.glob(f"{key}-v*.npz"):  # the same images, older layout
+            if stale != cache_file:
+                stale.unlink(missing_ok=True)
         done += f"; cached in {cache_file} ({cache_file.stat().st_size / 1e6:.0f} MB)"
     stage(done)
     for note in notes:
