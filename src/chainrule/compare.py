@@ -321,18 +321,24 @@ def _ignore_signals() -> None:
 
 
 @contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored inside the block (in the main thread): a second Ctrl-C must
-    not interrupt the stopping of the workers after the first."""
+def _signal_handlers(handler: Any) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` inside the block, and back to their handlers after.
+    Only the main thread can set them: elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+
+def signals_ignored() -> contextlib.AbstractContextManager[None]:
+    """SIGINT and SIGTERM ignored inside the block: a second Ctrl-C must not interrupt the
+    stopping of the workers after the first."""
+    return _signal_handlers(signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -342,25 +348,14 @@ def _signals_deferred() -> Iterator[None]:
     The workers are forked inside it. An exception from a signal handler must not arrive
     between a fork and the pool's note of the new process (that worker would be missed by the
     clean-up and outlive us), nor inside Python's at-fork hooks (where it is swallowed). A
-    signal can arrive before the block and have its Python handler run inside it, so the
-    handlers themselves are swapped for a note, not only the signals blocked.
+    signal that arrived just before the block has its Python handler run inside it, so the
+    handlers themselves are swapped for a note (blocking the signal would not stop that).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     noted: list[int] = []
-
-    def note(signum: int, frame: Any) -> None:
-        noted.append(signum)
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _signal_handlers(lambda signum, frame: noted.append(signum)):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if noted:
-            signal.raise_signal(noted[0])  # now to the handler from before
+    if noted:
+        signal.raise_signal(noted[0])  # now to the handler from before
 
 
 def extract_all(
@@ -445,23 +440,14 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
+def signals_raise() -> contextlib.AbstractContextManager[None]:
     """Inside the block SIGINT and SIGTERM raise ``Interrupted`` (in the main thread), so that
     SIGTERM too unwinds the stack and stops the worker processes, like Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handler(signum: int, frame: Any) -> None:
         raise Interrupted(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler_before in previous.items():
-            signal.signal(sig, handler_before)
+    return _signal_handlers(handler)
 
 
 def _read_cached(path: Path, data: Dataset, width: int) -> dict[str, np.ndarray] | None:
