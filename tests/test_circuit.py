@@ -109,11 +109,80 @@ def test_missing_and_unknown_values():
         circuit.parse_assignments(["x=abc"])
 
 
-def test_invalid_arithmetic_is_a_clear_error():
-    with pytest.raises(ExpressionError, match="log"):
-        circuit.run("log(x)", {"x": -1})
-    with pytest.raises(ExpressionError, match="divide by zero"):
-        circuit.run("1/x", {"x": 0})
+# Each failure names the part of the expression (the gate) and the cause, in one line.
+FAILURES = [
+    # forward pass
+    ("log(x)", {"x": 0}, r"forward pass failed at log\(x\): log of zero"),
+    ("log(x - y)", {"x": 1, "y": 3}, r"at log\(x - y\): log of a negative number \(-2\)"),
+    ("1 / x", {"x": 0}, r"at 1 / x: division by zero in div \(1 / 0\)"),
+    ("x / y", {"x": 0, "y": 0}, r"at x / y: 0 / 0 in div \(undefined\)"),
+    ("exp(x)", {"x": 710}, r"at exp\(x\): overflow in exp: exp\(710\) is beyond float64"),
+    ("x ** -1", {"x": 0}, r"0 \*\* -1 in pow: zero to a negative power divides by zero"),
+    ("x ** 0.5", {"x": -2}, r"\(-2\) \*\* 0.5 in pow: a negative number to a fractional power"),
+    ("x ** -2", {"x": 1e-160}, r"overflow in pow: 1e-160 \*\* -2 is beyond float64"),
+    ("x * y", {"x": 1e200, "y": 1e200}, r"at x \* y: overflow in mul: 1e\+200 \* 1e\+200"),
+    ("x + y", {"x": 1e308, "y": 1e308}, r"overflow in add: 1e\+308 \+ 1e\+308"),
+    ("x - y", {"x": 1e308, "y": -1e308}, r"overflow in sub: 1e\+308 - \(-1e\+308\)"),
+    # backward pass: the forward values are fine, a gradient is not
+    (
+        "x ** 0.5",
+        {"x": 0},
+        r"backward pass failed at x \*\* 0.5 \(pow 0.5\): its local "
+        r"gradient 0.5 \* x \*\* -0.5 at x = 0 is infinite",
+    ),
+    (
+        "log(x)",
+        {"x": 1e-310},
+        r"at log\(x\) \(log\): its local gradient 1 / x at x = 1e-310 "
+        "is beyond float64",
+    ),
+    (
+        "1 / x",
+        {"x": 1e-200},
+        r"at 1 / x \(div\): its local gradient 1 / b and -a / b \*\* 2 at "
+        r"a = 1, b = 1e-200 is beyond",
+    ),
+    (
+        "log(x) * 1e300",
+        {"x": 1e-10},
+        r"at log\(x\) \(log\): overflow: the arriving gradient "
+        r"\(1e\+300\) times the local gradient 1 / x at x = 1e-10",
+    ),
+    (
+        "x * 1e308 + x * 1e308",
+        {"x": 1e-10},
+        "at x: the sum of the gradients that reach it is beyond float64",
+    ),
+]
+
+
+@pytest.mark.parametrize(("expression", "values", "message"), FAILURES)
+def test_a_failure_names_the_gate_and_the_cause(expression, values, message):
+    with pytest.raises(ExpressionError, match=message) as info:
+        circuit.run(expression, values)
+    assert "\n" not in str(info.value) and "e.g." not in str(info.value)
+
+
+def test_an_underflow_is_not_a_failure():
+    # exp(-800) is 0 in float64, correctly rounded; its gradient is 0 too
+    result = circuit.run("exp(x) + y * 1e-200 * 1e-200", {"x": -800, "y": 1})
+    assert result.output == 0.0 and result.grads == {"x": 0.0, "y": 0.0}
+
+
+@pytest.mark.parametrize("constant", ["1e309", "-1e400", "1" + "0" * 400])
+def test_a_constant_beyond_float64_is_refused(constant):
+    # inf - inf (NaN) could otherwise follow from an infinite constant
+    with pytest.raises(ExpressionError, match="beyond float64's range"):
+        circuit.run(f"x + {constant}", {"x": 1})
+
+
+def test_the_command_line_names_the_gate(capsys):
+    assert main(["circuit", "exp(x) / y", "x=1", "y=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "chainrule circuit: error: the forward pass failed at exp(x) / y: division by zero in "
+        "div (2.718281828 / 0)"
+    )
 
 
 @pytest.mark.parametrize("entry", [["chainrule"], [sys.executable, "-m", "chainrule"]])
@@ -160,7 +229,10 @@ def test_powers_at_zero_and_negative_bases(expression, x, output, grad):
 
 
 def test_an_infinite_derivative_is_named():
-    with pytest.raises(ExpressionError, match=r"the backward pass failed.*derivative is infinite"):
+    with pytest.raises(
+        ExpressionError,
+        match=r"the backward pass failed at x \*\* 0.5 .*local gradient .* is infinite",
+    ):
         circuit.run("x**0.5", {"x": 0})
 
 

@@ -151,3 +151,118 @@ def test_a_corrupt_cache_file_is_computed_again(digits, tmp_path):
     assert not from_cache
     np.testing.assert_array_equal(first["train"], again["train"])
     assert compare.feature_splits(digits, tmp_path)[3]  # and the file was replaced
+
+
+def test_cli_compare_says_where_the_features_come_from(tmp_path, capsys):
+    args = ["compare", "--dataset", "digits", "--max-train", "200", "--max-test", "40"]
+    args += ["--epochs", "1", "--out", str(tmp_path / "t"), "--cache-dir", str(tmp_path)]
+    assert main(args) == 0
+    first = capsys.readouterr().err.splitlines()
+    assert first[0].startswith("extracting features of 240 images (")
+    assert first[0].endswith(f"; they are then cached in {tmp_path / 'features'}")
+    assert first[1].startswith("features: 324 per image, computed in ")
+    assert f"; cached in {tmp_path / 'features'}/digits-" in first[1]
+    assert main(args) == 0
+    second = capsys.readouterr().err.splitlines()
+    assert not any("extracting" in line for line in second)  # read back, not extracted
+    assert second[0].startswith("features: 324 per image, read from the cache (")
+
+
+# --- interruption: real signals to the whole process group, as a terminal's Ctrl-C sends ----
+
+
+@pytest.fixture(scope="module")
+def slow_folder(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """875 grey 160x160 images (HOG takes a few seconds), decoded once into a shared cache."""
+    import io
+    import os
+    import tarfile
+
+    root = tmp_path_factory.mktemp("slow")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:160, 0:160] / 160
+    archive = root / "images.tar"
+    with tarfile.open(archive, "w") as tar:
+        for split, count in (("train", 700), ("test", 175)):
+            for i in range(count):
+                wave = np.sin(
+                    (xx * (3 + i % 2) + yy * rng.uniform(1, 4)) * 6.28 + rng.uniform(0, 6)
+                )
+                buffer = io.BytesIO()
+                Image.fromarray(((wave + 1) * 127.5).astype(np.uint8)).save(buffer, "PNG")
+                info = tarfile.TarInfo(f"{split}/c{i % 2}/{i:04d}.png")
+                info.size = len(buffer.getvalue())
+                tar.addfile(info, io.BytesIO(buffer.getvalue()))
+    env = {**os.environ, "CHAINRULE_CACHE": str(root / "cache")}
+    cr_data.load("image-folder", root=archive, cache_dir=root / "cache")
+    return archive, env
+
+
+def interrupt(slow_folder, tmp_path, sig, wait_for: str, delay: float, twice: bool = False):
+    """Start compare in its own process group, wait for a line on stderr, then send ``sig`` to
+    the group; returns (exit status, stderr after that line, seconds to exit, whole stderr)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    archive, env = slow_folder
+    command = [sys.executable, "-m", "chainrule", "compare", "--dataset", "image-folder"]
+    command += ["--root", str(archive), "--no-cache", "--epochs", "1", "--workers", "2"]
+    command += ["--out", str(tmp_path / "out")]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    before = []
+    while wait_for not in (line := process.stderr.readline()):
+        assert line, f"exited before {wait_for!r}: {''.join(before)}"
+        before.append(line)
+    before.append(line)
+    time.sleep(delay)
+    os.killpg(process.pid, sig)
+    if twice:
+        time.sleep(0.05)
+        os.killpg(process.pid, sig)
+    sent = time.monotonic()
+    try:  # a worker left behind would hold stderr open: that is a hang too
+        rest = process.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"still running (or a worker still holds stderr) 30 s after {sig!r}")
+    took = time.monotonic() - sent
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker is left in the group
+        os.killpg(process.pid, 0)
+    return process.returncode, rest, took, "".join(before) + rest
+
+
+MOMENTS = [
+    ("SIGINT", "extracting features", 0.0, False),
+    ("SIGINT", "extracting features", 0.3, False),
+    ("SIGINT", "extracting features", 0.8, False),
+    ("SIGTERM", "extracting features", 0.3, False),
+    ("SIGINT", "extracting features", 0.3, True),  # a second Ctrl-C while stopping
+    ("SIGINT", "on pixels: test accuracy", 0.05, False),  # training the rows
+    ("SIGTERM", "on pixels: test accuracy", 0.05, False),
+]
+
+
+@pytest.mark.parametrize(("name", "wait_for", "delay", "twice"), MOMENTS)
+def test_a_signal_stops_compare_with_one_line(slow_folder, tmp_path, name, wait_for, delay, twice):
+    import signal
+
+    sig = getattr(signal, name)
+    status, rest, took, everything = interrupt(slow_folder, tmp_path, sig, wait_for, delay, twice)
+    assert status == 128 + sig, everything
+    assert rest == f"chainrule compare: interrupted by {name}\n", everything
+    assert "Traceback" not in everything
+    assert took < 5, f"took {took:.1f} s to exit"
+    if "extracting" in wait_for:  # it was stopped inside the extraction, not after it
+        assert "features: 324 per image" not in everything
+    assert not (tmp_path / "out").exists()  # no table from a run cut short

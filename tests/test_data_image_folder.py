@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -141,35 +143,93 @@ def test_a_changed_folder_or_a_broken_cache_is_decoded_again(tmp_path):
 def test_mixed_sizes_name_the_offending_file(tmp_path):
     files = image_files()
     files["train/cat/0001.png"] = encode(pixels(0, size=(H + 1, W)))
-    with pytest.raises(DataError, match=r"train/cat/0001\.png is 6x6 RGB; expected 5x6 RGB"):
+    with pytest.raises(DataError, match=r"train/cat/0001\.png is 6x6 \(HxW\); expected 5x6 like"):
         load_image_folder(write_folder(tmp_path / "imgs", files))
     with pytest.raises(DataError, match=r"train/cat/0001\.png is 6x6"):
         load_image_folder(write_archive(tmp_path / "imgs.tar.gz", files))
 
 
-def test_mixed_modes_and_unsupported_modes(tmp_path):
+@pytest.mark.parametrize("first", ["grey", "colour"])
+def test_grey_images_among_colour_ones_become_rgb(tmp_path, first):
     files = image_files()
-    files["test/dog/0000.png"] = encode(pixels(0, mode="L"))
-    with pytest.raises(DataError, match=r"test/dog/0000\.png is 5x6 L; expected 5x6 RGB"):
-        load_image_folder(write_folder(tmp_path / "a", files))
-    rgba = np.zeros((H, W, 4), dtype=np.uint8)
-    files["test/dog/0000.png"] = encode(rgba)
-    with pytest.raises(DataError, match="mode RGBA; expected L"):
-        load_image_folder(write_folder(tmp_path / "b", files))
+    grey = pixels(0, mode="L")
+    # "ant" sorts first: a grey image read before (or after) every colour one
+    name = "test/ant/0000.png" if first == "grey" else "test/dog/0001.png"
+    files[name] = encode(grey)
+    lines: list[str] = []
+    X_train, _, X_test, _, _, shape = load_image_folder(
+        write_folder(tmp_path / first, files), log=lines.append
+    )
+    assert shape == (H, W, 3)
+    row = 0 if first == "grey" else 5
+    np.testing.assert_array_equal(X_test[row], np.repeat(grey[..., None], 3, axis=2).reshape(-1))
+    np.testing.assert_array_equal(X_train[0], decoded(files["train/ant/0000.png"]))
+    assert any(
+        f"grey repeated into R, G and B to match the colour images: 1 image (e.g. {name})" in line
+        for line in lines
+    ), lines
+
+
+def test_every_mode_trains_by_the_same_rule_as_predict(tmp_path):
+    """16-bit, RGBA, palette and 8-bit images in one folder: each row is what load_image (the
+    reader predict uses) gives for the same file, and each conversion is counted once."""
+    sixteen = np.array([[0, 257, 65535, 32768, 40000, 514]] * H, np.uint16)[:, :W]
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128
+    palette = Image.fromarray(np.zeros((H, W), np.uint8), mode="P")
+    palette.putpalette([30, 60, 90] + [0] * 765)
+    made = {
+        "train/ant/0.png": Image.fromarray(sixteen),
+        "train/ant/1.png": Image.fromarray(sixteen[::-1].copy()),
+        "train/cat/0.png": Image.fromarray(rgba, mode="RGBA"),
+        "train/cat/1.png": palette,
+        "test/ant/0.png": Image.fromarray(pixels(3)),
+        "test/cat/0.png": Image.fromarray(pixels(4, mode="L")),
+    }
+    root = tmp_path / "modes"
+    for rel, image in made.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        image.save(root / rel)
+    lines: list[str] = []
+    X_train, _, X_test, _, classes, shape = load_image_folder(root, log=lines.append)
+    assert shape == (H, W, 3) and classes == ["ant", "cat"]
+    for X, rels in (
+        (X_train, [k for k in made if "train" in k]),
+        (X_test, [k for k in made if "test" in k]),
+    ):
+        for row, rel in zip(X, rels, strict=True):
+            np.testing.assert_array_equal(row, load_image(root / rel, shape).astype(np.uint8))
+    # 16 bits: round(v * 255 / 65535); RGBA on white: (200 * 128 + 255 * 127 + 127) // 255
+    assert X_train[0].reshape(H, W, 3)[0, :, 0].tolist() == [0, 1, 255, 128, 156, 2][:W]
+    assert X_train[2].reshape(H, W, 3)[0, 0].tolist() == [227, 127, 127]
+    assert X_train[3].reshape(H, W, 3)[0, 0].tolist() == [30, 60, 90]
+    notes = [line for line in lines if ": " in line and not line.startswith("decod")]
+    assert f"{root}: 16-bit grey (I;16) scaled to 8 bits: 2 images (e.g. train/ant/0.png)" in notes
+    assert f"{root}: RGBA composited on white: 1 image (e.g. train/cat/0.png)" in notes
+    assert f"{root}: palette (P) read as RGB: 1 image (e.g. train/cat/1.png)" in notes
+    again: list[str] = []  # from the cache: the same notes, no decoding
+    load_image_folder(root, log=again.append)
+    assert again == notes
+
+
+def test_unsupported_modes_name_the_file_and_mode(tmp_path):
+    files = image_files()
+    root = write_folder(tmp_path / "lab", files)
+    Image.new("LAB", (W, H)).save(root / "train" / "cat" / "0001.tif")
+    with pytest.raises(DataError, match=r"lab: train/cat/0001\.tif: mode LAB cannot be read"):
+        load_image_folder(root)
 
 
 def test_corrupt_image_and_bad_layouts(tmp_path):
     files = image_files()
     files["train/ant/0002.png"] = b"not a png"
-    with pytest.raises(DataError, match=r"cannot decode train/ant/0002\.png"):
+    with pytest.raises(
+        DataError, match=r"a: cannot decode image train/ant/0002\.png: not an image"
+    ):
         load_image_folder(write_folder(tmp_path / "a", files))
     only_train = {k: v for k, v in image_files().items() if k.startswith("train/")}
-    with pytest.raises(DataError, match="no test/<class>"):
+    with pytest.raises(DataError, match="no test/<class>/ images"):
         load_image_folder(write_folder(tmp_path / "b", only_train))
-    files = image_files()
-    files["test/zebra/0000.png"] = files.pop("test/dog/0000.png")
-    with pytest.raises(DataError, match="test class 'zebra'"):
-        load_image_folder(write_folder(tmp_path / "c", files))
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "nowhere")
     (tmp_path / "notes.txt").write_text("hi")
@@ -178,6 +238,128 @@ def test_corrupt_image_and_bad_layouts(tmp_path):
     (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b\x08 broken")
     with pytest.raises(DataError, match="corrupt or unreadable archive"):
         load_image_folder(tmp_path / "broken.tar.gz")
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "test").mkdir()
+    with pytest.raises(DataError, match="no train/<class>/ images"):
+        load_image_folder(empty)
+
+
+@pytest.mark.parametrize("kind", ["folder", "archive"])
+def test_classes_must_match_between_train_and_test(tmp_path, kind):
+    files = image_files()
+    files["test/zebra/0000.png"] = files.pop("test/dog/0000.png")
+    files.pop("test/dog/0001.png")
+    root = (
+        write_folder(tmp_path / "c", files)
+        if kind == "folder"
+        else write_archive(tmp_path / "c.tar", files)
+    )
+    with pytest.raises(
+        DataError, match=r"differ \(only in train/: 'dog'; only in test/: 'zebra'\)"
+    ):
+        load_image_folder(root)
+
+
+@pytest.mark.parametrize("kind", ["folder", "archive"])
+def test_one_class_is_refused(tmp_path, kind):
+    files = {k: v for k, v in image_files().items() if "/cat/" in k}
+    root = (
+        write_folder(tmp_path / "one", files)
+        if kind == "folder"
+        else write_archive(tmp_path / "one.tar.gz", files)
+    )
+    with pytest.raises(DataError, match=r"one class \('cat'\); a classifier needs at least two"):
+        load_image_folder(root)
+
+
+def test_one_class_on_the_command_line_is_one_line(tmp_path):
+    files = {k: v for k, v in image_files().items() if "/cat/" in k}
+    root = write_folder(tmp_path / "one", files)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chainrule",
+            "train",
+            "--dataset",
+            "image-folder",
+            "--root",
+            str(root),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"chainrule train: error: {root}: one class ('cat'); a classifier needs at least two "
+        "(one folder of images per class under train/ and test/)"
+    ]
+
+
+def test_empty_class_folders_are_refused(tmp_path):
+    root = write_folder(tmp_path / "f", image_files())
+    (root / "train" / "zebra").mkdir()
+    (root / "test" / "zebra").mkdir()
+    (root / "test" / "zebra" / ".DS_Store").write_bytes(b"hidden")
+    with pytest.raises(DataError, match=r"no images in train/zebra/, test/zebra/; expected images"):
+        load_image_folder(root)
+    files = image_files()
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in ("train/zebra", "test/zebra"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match=r"no images in train/zebra/, test/zebra/"):
+        load_image_folder(archive)
+
+
+@pytest.mark.parametrize("kind", ["folder", "archive"])
+def test_other_files_are_skipped_and_counted(tmp_path, kind):
+    files = image_files()
+    extra = {
+        "train/ant/notes.txt": b"not an image",
+        "test/cat/labels.csv": b"a,b",
+        "train/cat/.DS_Store": b"hidden: ignored, not counted",
+        "README.md": b"# outside the class folders: ignored",
+    }
+    root = (
+        write_folder(tmp_path / "f", {**files, **extra})
+        if kind == "folder"
+        else write_archive(tmp_path / "f.tar.gz", {**files, **extra})
+    )
+    lines: list[str] = []
+    X_train, *_ = load_image_folder(root, log=lines.append)
+    assert len(X_train) == 9
+    skipped = [line for line in lines if ": skipped" in line]
+    assert len(skipped) == 1 and f"{root}: skipped 2 files that are not " in skipped[0]
+    assert "(e.g. " in skipped[0]
+
+
+def test_decoding_says_what_it_does_and_where_the_cache_is(tmp_path):
+    root = write_archive(tmp_path / "imgs.tar.gz", image_files())
+    lines: list[str] = []
+    load_image_folder(root, log=lines.append, expected_images=15, progress=True)
+    cache = tmp_path / "cache" / "image-folder"
+    assert lines[0] == f"decoding 15 images of {root} (once: they are then cached in {cache})"
+    assert lines[1].startswith("decoded 15 images in ") and f"; cached in {cache}/" in lines[1]
+    assert lines[1].endswith(" MB)") and len(lines) == 2
+    second: list[str] = []
+    load_image_folder(root, log=second.append)
+    assert second == []  # read from the cache: no decoding, nothing to say
+    folder = write_folder(tmp_path / "folder", image_files())
+    third: list[str] = []
+    load_image_folder(folder, log=third.append, use_cache=False, progress=True)
+    assert third[0] == f"decoding 15 images of {folder}"  # a folder is counted
 
 
 def test_cifar10_jpeg_alias_verifies_sha256(tmp_path, monkeypatch):
@@ -218,3 +400,14 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(DataError, match="cannot decode image"):
         load_image(tmp_path / "bad.png", (H, W))
+
+
+def test_a_cache_of_an_older_layout_is_removed_when_replaced(tmp_path):
+    root = write_archive(tmp_path / "imgs.tar.gz", image_files())
+    load_image_folder(root)
+    [current] = (tmp_path / "cache" / "image-folder").glob("*.npz")
+    key = current.name.rsplit("-v", 1)[0]
+    old = current.with_name(f"{key}-v1.npz")
+    current.rename(old)  # as an older chainrule left it: unreadable by this one's key
+    load_image_folder(root)
+    assert sorted(p.name for p in current.parent.iterdir()) == [current.name]

@@ -106,13 +106,13 @@ def test_predict_classifies_image_files(digits_run, tmp_path):
     assert text.startswith(paths[0] + ": ")
 
 
-def test_predict_refuses_an_image_of_the_wrong_size(digits_run, tmp_path):
+def test_predict_resizes_an_image_of_another_size_with_a_note(digits_run, tmp_path):
     out, _ = digits_run
     path = tmp_path / "big.png"
     Image.fromarray(np.zeros((28, 28), np.uint8), mode="L").save(path)
-    done = chainrule("predict", str(out), str(path), check=False)
-    assert done.returncode == 1
-    assert "28" in done.stderr and "8" in done.stderr and "Traceback" not in done.stderr
+    done = chainrule("predict", str(out), str(path))
+    assert done.stdout.startswith(f"{path}: ")
+    assert done.stderr == f"chainrule predict: note: {path}: resized from 28x28 to 8x8 (HxW)\n"
 
 
 def test_gradcheck_command_passes_for_every_model():
@@ -213,7 +213,7 @@ def test_an_unwritable_run_folder_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     done = chainrule("train", "--out", str(blocker / "run"), "--quiet", check=False)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("chainrule train: error: ")
 
 
@@ -281,10 +281,10 @@ def test_force_writes_beside_the_users_files_and_replaces_a_run(tmp_path):
 
 def test_out_under_a_missing_folder_is_an_error(tmp_path):
     code, _, err = train("--out", str(tmp_path / "typo" / "run"), "--epochs", "1")
-    assert code == 1
+    assert code == 2
     assert (
-        err == f"chainrule train: error: cannot write {tmp_path}/typo/run: the folder "
-        f"{tmp_path}/typo does not exist\n"
+        err == f"chainrule train: error: --out {tmp_path}/typo/run: the folder "
+        f"{tmp_path}/typo does not exist; expected an existing folder (create it first)\n"
     )
     assert not (tmp_path / "typo").exists()
 

@@ -122,3 +122,18 @@ def test_bad_shapes_are_named(shape):
 def test_hue_histogram_needs_colour():
     with pytest.raises(ShapeError, match="colour"):
         features.hue_histogram(np.zeros((2, 8, 8)))
+
+
+def test_without_scikit_image_the_hint_names_this_interpreters_pip(monkeypatch):
+    import shlex
+    import sys
+
+    from chainrule.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "skimage.feature", None)  # as if not installed
+    with pytest.raises(ConfigError) as info:
+        features.hog_one(np.zeros((8, 8)))
+    message = str(info.value)
+    # the version as chainrule's features extra requires it (read from the installed metadata)
+    assert f"{shlex.quote(sys.executable)} -m pip install 'scikit-image>=" in message
+    assert message.startswith("HOG features need scikit-image, which is not installed: ")

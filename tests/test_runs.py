@@ -12,7 +12,7 @@ import pytest
 
 from chainrule import nn, runs
 from chainrule.data import Preprocessing
-from chainrule.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.errors import ConfigError, DataNotFoundError
 
 
 def make_run(path: Path, *, marker: bool = True, trained: bool = True, **summary) -> Path:
@@ -34,10 +34,10 @@ def make_run(path: Path, *, marker: bool = True, trained: bool = True, **summary
 
 def test_check_output_parent_refuses_a_missing_or_file_parent(tmp_path):
     assert runs.check_output_parent(tmp_path / "new") == tmp_path / "new"
-    with pytest.raises(DataNotFoundError, match=r"the folder .*/missing does not exist"):
+    with pytest.raises(ConfigError, match=r"the folder .*/missing does not exist"):
         runs.check_output_parent(tmp_path / "missing" / "run")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DataError, match="is not a folder"):
+    with pytest.raises(ConfigError, match="is not a folder"):
         runs.check_output_parent(tmp_path / "file" / "run")
     assert not (tmp_path / "missing").exists()
 

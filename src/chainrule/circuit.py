@@ -77,6 +77,15 @@ def parse(expression: str) -> ast.expr:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 raise ExpressionError(f"only numbers may appear as constants, got {node.value!r}")
+            try:
+                finite = math.isfinite(float(node.value))
+            except OverflowError:
+                finite = False
+            if not finite:  # 1e309 parses as inf: then inf - inf and the like could follow
+                raise ExpressionError(
+                    f"the constant {ast.get_source_segment(expression.strip(), node) or node.value}"
+                    " is beyond float64's range (about 1.8e308); expected a finite number"
+                )
         elif isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
                 raise ExpressionError(f"'{node.id}' is a function: call it, e.g. {node.id}(x)")
@@ -199,6 +208,18 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
         )
     leaves = {n: Tensor(np.float64(values[n]), requires_grad=True, name=n) for n in names}
     labels: dict[int, str] = {}
+    texts: dict[int, str] = {}  # id of a gate's output -> its part of the expression
+
+    def gate(node: ast.expr, op: str, fn: Callable[..., Tensor], *operands: Any) -> Tensor:
+        try:
+            out = fn(*operands)
+        except FloatingPointError as err:
+            numbers = [float(o.data) if isinstance(o, Tensor) else float(o) for o in operands]
+            raise ExpressionError(
+                f"the forward pass failed at {ast.unparse(node)}: {forward_cause(op, numbers, err)}"
+            ) from None
+        texts[id(out)] = ast.unparse(node)
+        return out
 
     def build(node: ast.expr) -> Tensor:
         if isinstance(node, ast.Name):
@@ -207,27 +228,26 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
             return Tensor(np.float64(node.value), name=fmt(float(node.value)))
         if isinstance(node, ast.UnaryOp):
             operand = build(node.operand)
-            return -operand if isinstance(node.op, ast.USub) else operand
+            return (
+                gate(node, "neg", Tensor.__neg__, operand)
+                if isinstance(node.op, ast.USub)
+                else operand
+            )
         if isinstance(node, ast.BinOp):
             left, right = build(node.left), build(node.right)
             if isinstance(node.op, ast.Pow):
                 if right.requires_grad:
                     raise ExpressionError("** needs a constant number as exponent, e.g. x**2")
-                return left ** float(right.data)
-            return _BINARY[type(node.op)](left, right)
+                return gate(node, "pow", Tensor.__pow__, left, float(right.data))
+            return gate(node, _OP_NAMES[type(node.op)], _BINARY[type(node.op)], left, right)
         assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
         _, fn = FUNCTIONS[node.func.id]
-        return fn(*(build(a) for a in node.args))
+        return gate(node, node.func.id, fn, *(build(a) for a in node.args))
 
-    # Overflow, 0/0 and the like stop the circuit with a message; underflow does not: a result
-    # that rounds to 0 (or a subnormal), as exp(-800) or a sigmoid's far tail, is the right value.
+    # Overflow, division by zero and invalid operations stop the circuit with the gate named;
+    # an underflow is not an error: 0 (or a subnormal) is float64's correctly rounded result.
     with np.errstate(all="raise", under="ignore"):
-        try:
-            out = build(body)
-        except FloatingPointError as e:
-            raise ExpressionError(
-                f"the forward pass failed: {e} (e.g. log of a number <= 0)"
-            ) from None
+        out = build(body)
     if not out.requires_grad:
         raise ExpressionError("the expression has no variables to differentiate")
     order = topological_order(out)
@@ -241,13 +261,14 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
         if id(t) not in labels:
             labels[id(t)] = t.name or "c"
 
+    text_of = {id(t): texts.get(id(t), labels[id(t)]) for t in order}
+    text_of.update({id(t.gate): text_of[id(t)] for t in order if t.gate is not None})
     with np.errstate(all="raise", under="ignore"):
         try:
             out.backward()
-        except FloatingPointError as e:
+        except FloatingPointError as err:
             raise ExpressionError(
-                f"the backward pass failed: {e} (a derivative is infinite or undefined at these "
-                "values, e.g. x**0.5 at x=0)"
+                "the backward pass failed " + backward_cause(err, text_of)
             ) from None
 
     circuit = Circuit(expression=expression.strip(), output=float(out.data))
@@ -265,6 +286,128 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
     circuit.backward_order = [labels[id(t)] for t in reversed(order) if t.requires_grad]
     circuit.grads = {n: float(leaves[n].grad) for n in names}
     return circuit
+
+
+_OP_NAMES = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+_FORMULAS = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": "{} / {}"}
+TOO_LARGE = "beyond float64's largest number (about 1.8e308)"
+
+
+def _operand(x: float) -> str:
+    """A number as an operand in a formula: negative ones in brackets, (-2) ** 0.5."""
+    return f"({fmt(x)})" if x < 0 else fmt(x)
+
+
+def forward_cause(op: str, numbers: list[float], err: FloatingPointError) -> str:
+    """Why gate ``op`` (add, sub, mul, div, pow, exp, log...) failed on its inputs ``numbers``
+    (for pow: the base and the exponent), as a phrase for the error line."""
+    what = str(err)  # NumPy's words, e.g. "divide by zero encountered in log"
+    if op == "log":
+        x = numbers[0]
+        if x == 0:
+            return "log of zero (log(0) is minus infinity); log needs a number > 0"
+        if x < 0:
+            return f"log of a negative number ({fmt(x)}); log needs a number > 0"
+    if op == "div" and numbers[1] == 0:
+        a = numbers[0]
+        return "0 / 0 in div (undefined)" if a == 0 else f"division by zero in div ({fmt(a)} / 0)"
+    if op == "pow":
+        x, p = numbers
+        if x == 0 and p < 0:
+            return f"0 ** {fmt(p)} in pow: zero to a negative power divides by zero"
+        if x < 0 and p != int(p):
+            return (
+                f"{_operand(x)} ** {fmt(p)} in pow: a negative number to a fractional power is not "
+                "a real number"
+            )
+        if "overflow" in what:
+            return f"overflow in pow: {_operand(x)} ** {fmt(p)} is {TOO_LARGE}"
+    if op == "exp" and "overflow" in what:
+        return f"overflow in exp: exp({fmt(numbers[0])}) is {TOO_LARGE}; exp overflows above 709.78"
+    if op in _FORMULAS and "overflow" in what:
+        return f"overflow in {op}: {_FORMULAS[op].format(*map(_operand, numbers))} is {TOO_LARGE}"
+    return f"{what} (gate {op})"
+
+
+def _failing_frame(err: BaseException) -> tuple[Any, Any]:
+    """(gate, dout) of the gate whose backward raised ``err``: the innermost frame whose
+    ``self`` is a Gate. Its cache is intact (a gate is released after its backward returns)."""
+    from chainrule.gates import Gate
+
+    found: tuple[Any, Any] = (None, None)
+    tb = err.__traceback__
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        if isinstance(local.get("self"), Gate):
+            found = (local["self"], local.get("dout"))
+        tb = tb.tb_next
+    return found
+
+
+def _accumulating(err: BaseException) -> Any:
+    """The tensor whose gradients the engine was adding up when ``err`` was raised, if any."""
+    tb = err.__traceback__
+    while tb is not None:
+        if isinstance(parent := tb.tb_frame.f_locals.get("parent"), Tensor):
+            return parent
+        tb = tb.tb_next
+    return None
+
+
+def _local_gradient(g: Any) -> tuple[str, str, Callable[[], float]] | None:
+    """For a gate that can overflow in backward: its local gradient as a formula, the point,
+    and a function giving the gradient's size there (Python floats: may raise)."""
+    from chainrule import gates
+
+    if isinstance(g, gates.Pow):
+        x, p = float(g.x), g.exponent
+        return f"{fmt(p)} * x ** {fmt(p - 1)}", f"x = {fmt(x)}", lambda: abs(p * x ** (p - 1))
+    if isinstance(g, gates.Log):
+        x = float(g.x)
+        return "1 / x", f"x = {fmt(x)}", lambda: abs(1 / x)
+    if isinstance(g, gates.Div):
+        a, b = float(g.a), float(g.b)
+        return (
+            "1 / b and -a / b ** 2",
+            f"a = {fmt(a)}, b = {fmt(b)}",
+            lambda: max(abs(1 / b), abs(a / b**2)),
+        )
+    if isinstance(g, gates.Exp):
+        out = float(g.out)
+        return "exp(x)", f"exp(x) = {fmt(out)}", lambda: out
+    if isinstance(g, gates.Mul):
+        a, b = float(g.a), float(g.b)
+        return "b and a", f"a = {fmt(a)}, b = {fmt(b)}", lambda: max(abs(a), abs(b))
+    return None
+
+
+def backward_cause(err: FloatingPointError, text_of: Mapping[int, str]) -> str:
+    """Where and why the backward pass failed, as the end of the error line ("at log(x): ...").
+
+    text_of: the id of each gate and of each tensor -> the part of the expression it computes.
+    """
+    g, dout = _failing_frame(err)
+    if g is None:  # outside any gate: the gradients of a node used twice added up past the range
+        node = _accumulating(err)
+        name = text_of.get(id(node), "a node") if node is not None else "a node"
+        return f"at {name}: the sum of the gradients that reach it is {TOO_LARGE}"
+    where = f"at {text_of.get(id(g), g.describe())} ({g.describe()})"
+    local = _local_gradient(g)
+    if local is None:
+        return f"{where}: {err}"
+    formula, point, size = local
+    try:
+        value = size()
+    except (ZeroDivisionError, OverflowError):
+        value = math.inf
+    if value == math.inf:
+        infinite = "infinite" if "divide by zero" in str(err) else TOO_LARGE
+        return f"{where}: its local gradient {formula} at {point} is {infinite}"
+    arriving = fmt(float(np.max(np.abs(dout)))) if dout is not None else "?"
+    return (
+        f"{where}: overflow: the arriving gradient ({arriving}) times the local gradient "
+        f"{formula} at {point} is {TOO_LARGE}"
+    )
 
 
 def parse_assignments(items: list[str]) -> dict[str, float]:

@@ -27,8 +27,11 @@ USAGE_ERRORS = (ConfigError, ExpressionError)
 
 def cmd_circuit(args: argparse.Namespace) -> int:
     """Run an expression through the gate engine and print the forward and backward passes."""
-    from chainrule import circuit
+    from chainrule import circuit, runs
 
+    for path, option in ((args.svg, "--svg"), (args.dot, "--dot")):
+        if path:
+            runs.check_output_parent(path, option)
     values = circuit.parse_assignments(args.values)
     result = circuit.run(args.expression, values)
     drawings = []
@@ -49,15 +52,12 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 
 def _write_drawings(drawn: Any, svg: str | None, dot: str | None) -> list[str]:
-    """Write a graph.Graph as SVG and/or DOT; returns the paths written."""
-    from pathlib import Path
-
+    """Write a graph.Graph as SVG and/or DOT (their folders checked before); returns the paths."""
     from chainrule import graph, runs
 
     written = []
     for path, render in ((svg, graph.to_svg), (dot, graph.to_dot)):
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             runs.atomic_write_text(path, render(drawn))
             written.append(str(path))
     return written
@@ -228,16 +228,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Classify image files with a saved run's model."""
-    from chainrule import experiment
+    """Classify image files (or folders of them) with a saved run's model."""
+    from chainrule import predict
 
-    results = experiment.predict_images(args.run, args.images)
+    predictions = predict.predict_images(args.run, args.images, args.invert)
+    failed = [p for p in predictions if p.error is not None]
+    for p in failed:
+        print(f"chainrule predict: error: {p.error}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps([p.to_json() for p in predictions]))
     else:
-        for r in results:
-            others = ", ".join(f"{t['class']} {t['probability']:.2f}" for t in r["top3"][1:])
-            print(f"{r['image']}: {r['class']} ({r['probability']:.2f}; then {others})")
+        for p in predictions:
+            if p.error is not None:
+                continue
+            if p.notes:
+                print(f"chainrule predict: note: {p.image}: {'; '.join(p.notes)}", file=sys.stderr)
+            others = ", ".join(f"{c} {prob:.2f}" for c, prob in p.top3[1:])
+            print(f"{p.image}: {p.class_name} ({p.probability:.2f}; then {others})")
+    if failed:
+        print(
+            f"chainrule predict: {len(failed)} of {len(predictions)} "
+            f"image{'s' if len(predictions) > 1 else ''} could not be read (named above)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -263,14 +277,18 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def _figure_path(out: str | None, default_name: str) -> Path:
-    """--out as a file (it has a suffix) or a folder (it exists or has none)."""
+    """Where a figure goes: ``default_name`` in the current folder, or --out as a file (it has
+    a suffix) or a folder (it exists or has none; one level is made, at write time). Checked
+    before any work: the folder above must exist."""
     from pathlib import Path
+
+    from chainrule import runs
 
     path = Path(out) if out else Path(default_name)
     if path.is_dir() or (out and not path.suffix):
-        path = path / default_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+        runs.check_output_parent(path, "--out")
+        return path / default_name
+    return runs.check_output_parent(path, "--out")
 
 
 def cmd_collapse(args: argparse.Namespace) -> int:
@@ -279,11 +297,13 @@ def cmd_collapse(args: argparse.Namespace) -> int:
 
     from chainrule import lessons
 
+    path = _figure_path(args.out, "spiral.png")
     rng = np.random.default_rng(args.seed)
     collapsed = lessons.collapse(rng)
     settings = lessons.SpiralSettings(epochs=args.epochs)
     spiral = lessons.spiral(rng, settings)
-    figure = lessons.plot_regions(spiral, _figure_path(args.out, "spiral.png"))
+    path.parent.mkdir(exist_ok=True)
+    figure = lessons.plot_regions(spiral, path)
     result = {
         "collapse_max_diff": collapsed.max_diff,
         "collapse_linear_fit_residual": collapsed.identity_residual,
@@ -321,13 +341,16 @@ def cmd_collapse(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Save a run's weights as images: class templates or first-layer features."""
-    from chainrule import show
+    from chainrule import runs, show
 
     if args.compare:
         out = _figure_path(args.out, "templates-vs-features.png")
+        out.parent.mkdir(exist_ok=True)
         paths = [str(show.plot_side_by_side(args.run, args.compare, out))]
         kind = "comparison"
     else:
+        if args.out:
+            runs.check_output_parent(args.out, "--out")
         shown = show.show_run(args.run, args.out)
         paths, kind = [str(p) for p in shown.paths], shown.kind
     if args.json:
@@ -340,6 +363,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The era table: pixels vs hand-designed features, linear classifiers vs a 2-layer net."""
+    import signal
+
+    from chainrule import compare
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    try:
+        with compare.signals_raise():  # SIGTERM unwinds like Ctrl-C: the workers are stopped
+            return _compare(args)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, or either during a row's training
+        # The process ends now: a second signal must not interrupt the way out.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"chainrule compare: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum  # the shell's convention for a run ended by a signal
+
+
+def _compare(args: argparse.Namespace) -> int:
     import os
     from datetime import datetime
     from pathlib import Path
@@ -352,8 +394,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not (args.quiet or args.json):
             print(line, file=sys.stderr)
 
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    if args.out:  # checked now, not after minutes of work
+        runs.check_output_parent(args.out, "--out")
+    progress = not (args.quiet or args.json)
     data = datasets.load(
         args.dataset,
         args.data_dir,
@@ -361,6 +404,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_train=args.max_train,
         max_test=args.max_test,
+        log=log,
+        progress=progress,
     )
     workers = args.workers or min(os.cpu_count() or 1, 8)
     result = compare.compare(
@@ -370,10 +415,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else cache_dir(args.cache_dir),
         workers=workers,
         log=log,
+        progress=progress,
     )
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/compare-{args.dataset}-{stamp}")
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=not args.out, exist_ok=True)  # the default's runs/ may be new
     runs.atomic_write_text(out / "compare.md", result.markdown())
     runs.atomic_write_text(out / "compare.json", json.dumps(result.to_json(), indent=2))
     if args.json:
@@ -391,9 +437,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from chainrule import experiment, graph
+    from chainrule import experiment, graph, runs
     from chainrule.losses import LOSSES
 
+    for path, option in ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out")):
+        if path:
+            runs.check_output_parent(path, option)
     hidden = args.hidden or ([10, 10] if args.model == "mlp" else [10])
     config = experiment.TrainConfig(
         model=args.model, hidden=hidden, activation=args.activation, loss=args.loss
@@ -421,7 +470,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     )
     svg, dot = args.svg, args.dot
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out).mkdir(exist_ok=True)
         svg = svg or str(Path(args.out) / f"{args.model}.svg")
         dot = dot or str(Path(args.out) / f"{args.model}.dot")
     drawings = _write_drawings(drawn, svg, dot)
@@ -679,9 +728,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the runs as one JSON list")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("predict", help="classify your own image files with a saved run's model")
+    p = sub.add_parser(
+        "predict",
+        help="classify your own image files with a saved run's model",
+        description="Classify image files, and every image in a folder given, with a saved "
+        "run's model. Each image is made the model's kind (grey or RGB) and size (resized, "
+        "with a note on stderr); 16-bit, palette, alpha (composited on white) and CMYK images "
+        "are converted with a note. A file that cannot be read is named on stderr, the others "
+        "are still classified, and the exit status is then 1.",
+    )
     p.add_argument("run", help="a run folder (or its model.safetensors)")
-    p.add_argument("images", nargs="+", help="PNG or JPEG files of the model's image size")
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...) or folders"
+    )
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="turn dark ink on white into the light ink on black that digits, MNIST and "
+        "Fashion-MNIST models were trained on: auto does it, with a note, when the "
+        "image's border and the training images' border disagree (grey models only)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -15,11 +15,15 @@ in the cache folder, keyed by a hash of the data, so a second comparison skips t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +33,7 @@ import numpy as np
 
 from chainrule import features, nn, optim, runs
 from chainrule.data import Dataset, Preprocessing
-from chainrule.errors import ConfigError
+from chainrule.errors import ConfigError, DataError
 from chainrule.losses import softmax_loss, svm_loss
 from chainrule.train import Splits, evaluate, fit
 
@@ -251,56 +255,199 @@ def _cache_key(data: Dataset) -> str:
 
 
 def feature_splits(
-    data: Dataset, cache_dir: Path | None = None, workers: int = 1
+    data: Dataset,
+    cache_dir: Path | None = None,
+    workers: int = 1,
+    log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, int], float, bool]:
     """HOG (+ hue histogram) of every split: ({"train": (N, F), "val": ..., "test": ...},
     {block: columns}, seconds, read_from_cache). Unstandardized float32.
 
     cache_dir: where to keep them (``<cache_dir>/features/<dataset>-<hash>.npz``); None: no cache.
     workers: processes for the extraction (HOG runs one image at a time in scikit-image).
+    log: gets a line when the extraction starts and ends, or where the features were read from.
+    progress: draw a bar of images on stderr while extracting, when it is a terminal.
+    SIGINT or SIGTERM during the extraction stops the workers at once (see ``extract_all``).
     """
+    log = log or (lambda line: None)
     start = time.perf_counter()
     probe = features.extract(images_of(data.X_train[:1], data))
     parts = probe.parts
+    width = sum(parts.values())
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / "features" / f"{data.name}-{_cache_key(data)}.npz"
-        splits = _read_cached(path, data, sum(parts.values()))
+        splits = _read_cached(path, data, width)
         if splits is not None:
+            log(f"features: {width} per image, read from the cache ({path})")
             return splits, parts, time.perf_counter() - start, True
     chunks = [
         (split, X[i : i + CHUNK_ROWS])
         for split, X in (("train", data.X_train), ("val", data.X_val), ("test", data.X_test))
         for i in range(0, len(X), CHUNK_ROWS)
     ]
-    if workers > 1 and len(chunks) > 1:
-        import multiprocessing
-
-        # fork starts workers at once and shares the parent's imports; spawn where it is missing
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(
-                pool.map(
-                    _extract_rows,
-                    [c for _, c in chunks],
-                    [data.preprocessing] * len(chunks),
-                    [data.image_shape] * len(chunks),
-                )
-            )
-    else:
-        results = [_extract_rows(c, data.preprocessing, data.image_shape) for _, c in chunks]
-    width = sum(parts.values())
+    total = sum(len(c) for _, c in chunks)
+    used = workers if workers > 1 and len(chunks) > 1 else 1
+    log(
+        f"extracting features of {total:,} images ({used} process{'es' if used > 1 else ''})"
+        + (f"; they are then cached in {path.parent}" if path is not None else "")
+    )
+    results = extract_all(
+        [c for _, c in chunks], data.preprocessing, data.image_shape, used, progress
+    )
     splits = {}
     for split in ("train", "val", "test"):
         blocks = [r for (s, _), r in zip(chunks, results) if s == split]
         splits[split] = np.concatenate(blocks) if blocks else np.zeros((0, width), np.float32)
+    seconds = time.perf_counter() - start
+    done = f"features: {width} per image, computed in {seconds:.1f} s"
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.savez(buffer, **splits)
         runs.atomic_write_bytes(path, buffer.getvalue())
-    return splits, parts, time.perf_counter() - start, False
+        done += f"; cached in {path} ({path.stat().st_size / 1e6:.0f} MB)"
+    log(done)
+    return splits, parts, seconds, False
+
+
+def _ignore_signals() -> None:
+    """A worker's first act: leave SIGINT and SIGTERM to the parent, which stops the workers.
+    (Ctrl-C reaches every process of the terminal's group: without this, each worker would die
+    with its own traceback, and a dead worker can leave the parent waiting on a pipe.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler: Any) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` inside the block, and back to their handlers after.
+    Only the main thread can set them: elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+
+def signals_ignored() -> contextlib.AbstractContextManager[None]:
+    """SIGINT and SIGTERM ignored inside the block: a second Ctrl-C must not interrupt the
+    stopping of the workers after the first."""
+    return _signal_handlers(signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM only noted inside the block, and raised again as it ends.
+
+    The workers are forked inside it. An exception from a signal handler must not arrive
+    between a fork and the pool's note of the new process (that worker would be missed by the
+    clean-up and outlive us), nor inside Python's at-fork hooks (where it is swallowed). A
+    signal that arrived just before the block has its Python handler run inside it, so the
+    handlers themselves are swapped for a note (blocking the signal would not stop that).
+    """
+    noted: list[int] = []
+    with _signal_handlers(lambda signum, frame: noted.append(signum)):
+        yield
+    if noted:
+        signal.raise_signal(noted[0])  # now to the handler from before
+
+
+def extract_all(
+    chunks: Sequence[np.ndarray],
+    preprocessing: Preprocessing,
+    shape: tuple[int, ...],
+    workers: int = 1,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Features of each chunk of preprocessed rows (n_i, D) -> [(n_i, F)], in order.
+
+    workers > 1: a process pool whose workers ignore SIGINT and SIGTERM. Any exception here
+    (KeyboardInterrupt from Ctrl-C, ``Interrupted`` from SIGTERM under ``signals_raise``, an
+    error) kills the workers at once, with further signals ignored meanwhile, and propagates;
+    a worker that dies on its own raises DataError instead of leaving the pool waiting.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    bar = _bar(progress, sum(len(c) for c in chunks))
+    try:
+        if workers <= 1:
+            results = []
+            for chunk in chunks:
+                results.append(_extract_rows(chunk, preprocessing, shape))
+                bar.update(len(chunk))
+            return results
+        import multiprocessing
+
+        # fork starts workers at once and shares the parent's imports; spawn where it is missing
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_signals)
+        try:
+            with _signals_deferred():  # the workers are forked here
+                futures = [pool.submit(_extract_rows, c, preprocessing, shape) for c in chunks]
+            for future, chunk in zip(futures, chunks):
+                future.result()
+                bar.update(len(chunk))
+            with _signals_deferred():  # a signal now stops what follows, not the shutdown
+                pool.shutdown(wait=True)
+            return [f.result() for f in futures]
+        except BaseException as err:
+            with signals_ignored():
+                pool.shutdown(wait=False, cancel_futures=True)
+                for child in multiprocessing.active_children():  # the pool's workers
+                    child.kill()  # SIGKILL: they ignore SIGTERM, and hold nothing to save
+                for child in multiprocessing.active_children():
+                    child.join(5)
+                pool.shutdown(wait=True)  # its thread ends once the workers are gone
+            if isinstance(err, BrokenProcessPool):
+                raise DataError(
+                    f"feature extraction failed: a worker process died ({err}); out of memory? "
+                    "try --workers 1"
+                ) from None
+            raise
+    finally:
+        bar.close()
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(enabled: bool, total: int) -> Any:
+    """A tqdm bar of images on stderr when enabled and stderr is a terminal, else a stand-in."""
+    if not (enabled and sys.stderr.isatty()):
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="features", unit="image", file=sys.stderr, leave=False)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM under ``signals_raise``; signum says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def signals_raise() -> contextlib.AbstractContextManager[None]:
+    """Inside the block SIGINT and SIGTERM raise ``Interrupted`` (in the main thread), so that
+    SIGTERM too unwinds the stack and stops the worker processes, like Ctrl-C does."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    return _signal_handlers(handler)
 
 
 def _read_cached(path: Path, data: Dataset, width: int) -> dict[str, np.ndarray] | None:
@@ -367,10 +514,12 @@ def compare(
     cache_dir: Path | None = None,
     workers: int = 1,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> Comparison:
     """Train every row on ``data`` and score it on the test split.
 
     epochs: override every row's epochs (e.g. for a quick look). log: gets a line per step.
+    progress: a bar while the features are extracted (on a terminal).
     """
     log = log or (lambda line: None)
     if not rows:
@@ -389,17 +538,9 @@ def compare(
     parts: dict[str, int] = {}
     seconds, cached = 0.0, False
     if need_features:
-        log(
-            f"extracting features of {len(data.X_train) + len(data.X_val) + len(data.X_test)} "
-            f"images ({workers} process{'es' if workers > 1 else ''})"
-        )
-        raw, parts, seconds, cached = feature_splits(data, cache_dir, workers)
+        raw, parts, seconds, cached = feature_splits(data, cache_dir, workers, log, progress)
         train, (val, test) = features.standardize(raw["train"], raw["val"], raw["test"])
         feats = {"train": train, "val": val, "test": test}
-        log(
-            f"features: {sum(parts.values())} per image in {seconds:.1f} s"
-            + (" (cached)" if cached else "")
-        )
     result = Comparison(
         dataset=data.name,
         n_train=len(data.X_train),

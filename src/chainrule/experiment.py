@@ -36,7 +36,7 @@ import numpy as np
 
 from chainrule import data as datasets
 from chainrule import diagnostics as diag
-from chainrule import nn, optim, plots, runs
+from chainrule import nn, optim, runs
 from chainrule.augment import HorizontalFlip
 from chainrule.errors import ConfigError, DataError, DataNotFoundError, OutOfMemoryError
 from chainrule.losses import LOSSES
@@ -260,8 +260,11 @@ def read_config(run_dir: str | Path) -> TrainConfig:
 # --- from a config to the objects that train ------------------------------------------------
 
 
-def load_data(config: TrainConfig) -> datasets.Dataset:
-    """The dataset a config names, split and preprocessed as it says."""
+def load_data(config: TrainConfig, log: Any = None, progress: bool = False) -> datasets.Dataset:
+    """The dataset a config names, split and preprocessed as it says.
+
+    log, progress: as ``data.load`` takes them (lines and a bar for a long first decoding).
+    """
     return datasets.load(
         config.dataset,
         config.data_dir,
@@ -271,6 +274,8 @@ def load_data(config: TrainConfig) -> datasets.Dataset:
         standardize=config.standardize,
         max_train=config.max_train,
         max_test=config.max_test,
+        log=log,
+        progress=progress,
     )
 
 
@@ -380,9 +385,9 @@ class _Prepared:
     load_seconds: float
 
 
-def _prepare(config: TrainConfig) -> _Prepared:
+def _prepare(config: TrainConfig, log: Log | None = None, progress: bool = False) -> _Prepared:
     start = time.perf_counter()
-    data = load_data(config)
+    data = load_data(config, log, progress)
     load_seconds = time.perf_counter() - start
     check_splits(config, data)
     check_memory(config, data.num_features, data.num_classes)
@@ -429,7 +434,7 @@ def train_run(
     if out is not None:
         out = _output_folder(out)
         runs.check_new_run_folder(out, force)
-    prepared = _prepare(config)
+    prepared = _prepare(config, log, progress)
     if out is None:
         runs.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
         run_dir, made = runs.create_unique_folder(default_run_dir(config)), True
@@ -514,7 +519,7 @@ def resume_run(
         if _finished(new, done) and summary is not None:
             log(_finished_line(run_dir, new, done))
             return summary
-        prepared = _prepare(new)
+        prepared = _prepare(new, log, progress)
         if new != config:
             runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(new.to_json(), indent=2))
         return _train(run_dir, new, prepared, done, progress, log)
@@ -685,6 +690,8 @@ def save_figures(
     config: TrainConfig,
 ) -> list[Path]:
     """The run's PNGs: curves, learned weights as images, the test confusion matrix."""
+    from chainrule import plots  # matplotlib imports slowly: only where a figure is drawn
+
     title = f"{config.model} on {data.name}"
     paths = [
         plots.plot_curves(history, out / "curves.png", title),
@@ -777,33 +784,6 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
     }
 
 
-def predict_images(run_dir: str | Path, paths: list[str]) -> list[dict[str, Any]]:
-    """Classify image files with a saved run's model; one dict per image, best class first."""
-    run_dir = Path(run_dir)
-    model_file = run_dir / runs.MODEL_FILE if run_dir.is_dir() else run_dir
-    saved = runs.load_model(model_file)
-    # Image files hold 0..255; the model's raw scale may differ (the digits' is 0..16).
-    pixel_max = saved.preprocessing.scale
-    rows = np.stack([datasets.load_image(p, saved.image_shape, pixel_max) for p in paths])
-    X = saved.preprocessing.apply(rows)
-    scores = saved.model.scores(X)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    results = []
-    for path, p in zip(paths, probs):
-        top = np.argsort(p)[::-1][:3]
-        results.append(
-            {
-                "image": str(path),
-                "label": int(top[0]),
-                "class": saved.classes[top[0]],
-                "probability": float(p[top[0]]),
-                "top3": [{"class": saved.classes[i], "probability": float(p[i])} for i in top],
-            }
-        )
-    return results
-
-
 __all__ = [
     "MODELS",
     "SETTINGS",
@@ -812,7 +792,6 @@ __all__ = [
     "build_model",
     "evaluate_run",
     "load_data",
-    "predict_images",
     "read_config",
     "resume_run",
     "train_run",

@@ -15,6 +15,8 @@ Images are (N, H, W) grayscale or (N, H, W, 3) colour, floats in [0, 1].
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +32,29 @@ HUE_BINS = 10
 CHUNK = 2048  # images converted to HSV at a time: bounded temporaries for 60,000 images
 
 
+def install_hint(distribution: str, extra: str) -> str:
+    """The command that installs ``distribution`` (as chainrule's ``extra`` requires it) into
+    the running interpreter's environment: its own pip, not whichever ``pip`` is on the PATH."""
+    from importlib import metadata
+
+    spec = distribution
+    try:
+        for requirement in metadata.requires("chainrule") or []:
+            name, _, marker = requirement.partition(";")
+            if name.strip().startswith(distribution) and f'extra == "{extra}"' in marker:
+                spec = name.strip()
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        pass
+    return f"{shlex.quote(sys.executable)} -m pip install {shlex.quote(spec)}"
+
+
 def _skimage_hog() -> Callable[..., np.ndarray]:
     try:
         from skimage.feature import hog
     except ImportError:
         raise ConfigError(
-            "HOG features need scikit-image: pip install 'chainrule[features]'"
+            "HOG features need scikit-image, which is not installed: "
+            f"{install_hint('scikit-image', 'features')} (in a checkout, ./dev run installs it)"
         ) from None
     return hog
 

@@ -84,6 +84,24 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
         raise
 
 
+def check_output_parent(path: str | Path, option: str = "--out") -> Path:
+    """The rule for every path a user names for output (a file or a run folder): the folder it
+    goes in must exist already. A typo must not become a tree of new folders somewhere.
+
+    option: how the command line calls the path, for the message. Returns ``Path(path)``.
+    Raises ConfigError (a usage error) naming the option, the path and the missing folder.
+    """
+    path = Path(path)
+    parent = path.parent  # "." for a bare name: the current folder
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise ConfigError(
+            f"{option} {path}: the folder {parent} {what}; expected an existing folder "
+            "(create it first)"
+        )
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -229,22 +247,6 @@ def load_model(path: str | Path) -> SavedModel:
 
 
 # --- run folders ----------------------------------------------------------------------------
-
-
-def check_output_parent(path: str | Path) -> Path:
-    """``path`` as a Path, once its parent folder is known to exist.
-
-    chainrule makes the folder (or file) it is asked to write, never a chain of folders above it:
-    a typo in an output path is an error, not a new tree. Raises DataNotFoundError when the parent
-    does not exist, DataError when it is not a folder.
-    """
-    path = Path(path).expanduser()
-    parent = path.parent
-    if not parent.exists():
-        raise DataNotFoundError(f"cannot write {path}: the folder {parent} does not exist")
-    if not parent.is_dir():
-        raise DataError(f"cannot write {path}: {parent} is not a folder")
-    return path
 
 
 def is_chainrule_file(path: str | Path) -> bool:

@@ -108,7 +108,7 @@ def show_run(run: str | Path, out: str | Path | None = None) -> Shown:
     path = model_file(run)
     saved = runs.load_model(path)
     out = Path(out) if out is not None else path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)  # one level: a missing folder above it is the caller's mistake
     title = _title(saved, Path(run))
     if isinstance(saved.model, nn.LinearClassifier):
         W = saved.model.W.data

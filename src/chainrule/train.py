@@ -171,9 +171,14 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if self.signum is not None and exc_type is None and callable(self.previous[self.signum]):
+            # It came after the last step's check (while the last epoch was being scored):
+            # passed on to the Python handler from before (KeyboardInterrupt for SIGINT), so
+            # that a caller with more work to do (compare's next row) stops too.
+            signal.raise_signal(self.signum)
 
 
 class TrainingInterrupted(KeyboardInterrupt):

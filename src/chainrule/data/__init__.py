@@ -7,6 +7,7 @@ with numbers fitted on the training split alone. The test split is fixed by the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from chainrule.data.cifar10 import load_cifar10
@@ -14,7 +15,8 @@ from chainrule.data.dataset import Dataset, Preprocessing, build_dataset, split_
 from chainrule.data.digits import SCALE as DIGITS_SCALE
 from chainrule.data.digits import load_digits
 from chainrule.data.idx import load_idx
-from chainrule.data.image_folder import find_cifar10_jpeg, load_image, load_image_folder
+from chainrule.data.image_folder import CIFAR10_JPEG, find_cifar10_jpeg, load_image_folder
+from chainrule.data.images import load_image, read_image
 from chainrule.errors import ConfigError
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar10-jpeg", "image-folder")
@@ -32,6 +34,8 @@ def load(
     download: bool = True,
     root: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> Dataset:
     """Load dataset ``name`` (one of ``DATASETS``) as a preprocessed Dataset.
 
@@ -44,6 +48,9 @@ def load(
     root: the folder or archive of ``image-folder``.
     cache_dir: where downloads and decoded arrays go (default ``$CHAINRULE_CACHE``,
     ``$XDG_CACHE_HOME/chainrule`` or ``~/.cache/chainrule``).
+    log: gets the notes on converted images and skipped files of an image folder.
+    progress: also say what a long first step does (decoding image files, then cached): a line
+    to ``log`` as it starts and ends, and a bar on stderr meanwhile when it is a terminal.
     X_*: (N, D) float32 rows; y_*: (N,) int64.
     """
     if name not in DATASETS:
@@ -61,10 +68,17 @@ def load(
     elif name == "cifar10":
         arrays = load_cifar10(data_dir, download, cache_dir)
     elif name == "cifar10-jpeg":
-        arrays = load_image_folder(find_cifar10_jpeg(data_dir, cache_dir), cache_dir)
+        archive = find_cifar10_jpeg(data_dir, cache_dir)
+        arrays = load_image_folder(
+            archive,
+            cache_dir,
+            log=log,
+            progress=progress,
+            expected_images=CIFAR10_JPEG.images,
+        )
     else:
         assert root is not None
-        arrays = load_image_folder(root, cache_dir)
+        arrays = load_image_folder(root, cache_dir, log=log, progress=progress)
     X_pool, y_pool, X_test, y_test, classes, image_shape = arrays
     return build_dataset(
         name,
@@ -90,5 +104,6 @@ __all__ = [
     "build_dataset",
     "load",
     "load_image",
+    "read_image",
     "split_indices",
 ]

@@ -274,6 +274,11 @@ def build_dataset(
     ``seed``, the second with a fixed seed so the test set never depends on ``seed``.
     """
     D = int(np.prod(image_shape))
+    if len(classes) < 2:
+        raise DataError(
+            f"{name}: {len(classes)} class{'' if len(classes) == 1 else 'es'} "
+            f"({', '.join(map(repr, classes)) or 'none'}); a classifier needs at least two"
+        )
     for X, y, split in ((X_pool, y_pool, "train"), (X_test, y_test, "test")):
         if len(y) == 0:
             raise DataError(f"{name}: the {split} split is empty; expected at least one image")

@@ -13,8 +13,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from chainrule.data.paths import atomic_path
 from chainrule.errors import ChecksumError, ConfigError, DataError, DataNotFoundError
 
@@ -51,6 +49,8 @@ def download(
     checksum mismatch raises (DataError, DataNotFoundError for HTTP 404, ChecksumError) and leaves
     no file behind. A progress bar shows on a terminal.
     """
+    from tqdm import tqdm  # imported here: the command line starts without it
+
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise ConfigError(f"cannot download {url!r}: expected an http:// or https:// URL")
