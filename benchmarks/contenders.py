@@ -111,7 +111,7 @@ def _chainrule_epochs(case: Case, data: Any, optimizer: Any, model: Any, epochs:
 
 def time_chainrule(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> dict[str, Any]:
     """chainrule's ``fit``; the time is EpochRecord.seconds (the steps, not the evaluation)."""
-    from chainrule.optim import SGD
+    from chainrule.nn.optim import SGD
 
     model = chainrule_model(case)
     optimizer = SGD(model.parameters(), learning_rate=case.learning_rate)
@@ -290,7 +290,7 @@ def time_floor(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> d
 def accuracy_chainrule(data: Any, max_epochs: int) -> dict[str, Any]:
     """The ACCURACY recipe with ``fit`` and Adam, an epoch at a time, until the target."""
     from chainrule import evaluate
-    from chainrule.optim import Adam
+    from chainrule.nn.optim import Adam
 
     model = chainrule_model(ACCURACY)
     optimizer = Adam(model.parameters(), learning_rate=ACCURACY.learning_rate)

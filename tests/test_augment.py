@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chainrule.augment import HorizontalFlip
 from chainrule.data import Preprocessing
-from chainrule.errors import ConfigError
+from chainrule.engine.errors import ConfigError
+from chainrule.training.augment import HorizontalFlip
 
 
 @pytest.mark.parametrize("shape", [(4, 5), (4, 5, 3)])

@@ -17,9 +17,12 @@ import pytest
 from PIL import Image
 
 import chainrule as cr
-from chainrule import circuit, experiment, nn, optim
+from chainrule import nn
+from chainrule.app import experiment
 from chainrule.data import load, load_image
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
+from chainrule.lessons import circuit
+from chainrule.nn import optim
 
 
 def blobs():
@@ -314,7 +317,7 @@ MISMATCHED = [  # options that do not apply together
 
 def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
     """main(args) in this process: the exit status and the lines on stderr."""
-    from chainrule.cli import main
+    from chainrule.app.cli import main
 
     try:
         code = main(args)
@@ -378,7 +381,7 @@ def test_values_that_fail_at_run_time_are_one_line_and_leave_nothing(
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    from chainrule.cli import main
+    from chainrule.app.cli import main
 
     out = tmp_path_factory.mktemp("config") / "run"
     assert main(["train", "--out", str(out), "--epochs", "2", "--hidden", "16", "--quiet"]) == 0

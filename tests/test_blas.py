@@ -15,10 +15,10 @@ import sys
 import numpy as np
 import pytest
 
-from chainrule import blas, gates, optim
-from chainrule.losses import l2_penalty, softmax_loss
-from chainrule.nn import TwoLayerNet
-from chainrule.tensor import Tensor, affine, affine_relu, defer_weight_grads
+from chainrule.engine import blas, gates
+from chainrule.engine.tensor import Tensor, affine, affine_relu, defer_weight_grads
+from chainrule.nn import TwoLayerNet, optim
+from chainrule.nn.losses import l2_penalty, softmax_loss
 
 
 @pytest.fixture(params=["numpy-blas", "numpy-only"])
@@ -106,7 +106,7 @@ def test_the_blas_is_numpys_own_and_can_be_switched_off():
     # In a fresh process (others here load SciPy, with its own OpenBLAS): after using the BLAS
     # path, exactly one OpenBLAS is mapped, NumPy's.
     code = (
-        "import numpy as np; from chainrule import blas\n"
+        "import numpy as np; from chainrule.engine import blas\n"
         "a = np.ones((3, 2), np.float32); c = np.zeros((2, 2), np.float32)\n"
         "blas.gemm_tn(1.0, a, a, 0.0, c); assert (c == 3).all()\n"
         "libs = {l.split()[-1] for l in open('/proc/self/maps') if 'openblas' in l}\n"

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from chainrule import circuit
-from chainrule.cli import main
-from chainrule.errors import ExpressionError
+from chainrule.app.cli import main
+from chainrule.engine.errors import ExpressionError
+from chainrule.lessons import circuit
 
 ROWS = [
     ({"x": -2, "y": 5, "z": -4}, 3, -12, {"x": -4, "y": -4, "z": 3}),

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import chainrule
-from chainrule import cli, experiment
-from chainrule.cli import build_parser, main
+from chainrule.app import cli, experiment
+from chainrule.app.cli import build_parser, main
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chainrule import runs
-from chainrule.errors import ConfigError
+from chainrule.engine.errors import ConfigError
 
 # Libraries that take a large part of a second (or more) to import: only commands that use them
 # may import them, never `chainrule --help` or the parser.
@@ -18,7 +18,7 @@ HEAVY = ("matplotlib", "sklearn", "scipy", "PIL", "tqdm", "skimage", "torch")
 
 SHOW_EVERY_HELP = """
 import argparse, json, sys
-from chainrule import cli
+from chainrule.app import cli
 parser = cli.build_parser()
 commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
 for args in (["--help"], *[[c, "--help"] for c in commands]):
@@ -95,7 +95,7 @@ def test_a_missing_folder_above_an_output_is_an_error(tmp_path, command, args, n
 
 
 def test_show_refuses_a_missing_folder_above_its_output(tmp_path):
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     run = tmp_path / "run"
     experiment.train_run(experiment.TrainConfig(model="softmax", epochs=1), run, progress=False)

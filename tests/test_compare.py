@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chainrule import compare, features
 from chainrule import data as cr_data
-from chainrule.cli import main
-from chainrule.errors import ConfigError
+from chainrule.app.cli import main
+from chainrule.engine.errors import ConfigError
+from chainrule.lessons import compare, features
 
 # The default rows, made small: few hidden units, small batches (the data sets here are tiny).
 SMALL_ROWS = tuple(

@@ -16,7 +16,7 @@ import pytest
 
 from chainrule.data import cifar10, load
 from chainrule.data.cifar10 import RemoteArchive, read_batch, unpickle
-from chainrule.errors import ChecksumError, DataError
+from chainrule.engine.errors import ChecksumError, DataError
 
 LABEL_NAMES = [
     b"airplane",

@@ -17,7 +17,7 @@ from chainrule.data.dataset import (
     split_indices,
     stratified_sample,
 )
-from chainrule.errors import ConfigError, DataError, ShapeError
+from chainrule.engine.errors import ConfigError, DataError, ShapeError
 
 CLASSES = ["a", "b", "c"]
 

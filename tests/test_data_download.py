@@ -19,7 +19,7 @@ import pytest
 
 from chainrule.data import cifar10, idx, load
 from chainrule.data.download import download
-from chainrule.errors import ChecksumError, ConfigError, DataError, DataNotFoundError
+from chainrule.engine.errors import ChecksumError, ConfigError, DataError, DataNotFoundError
 
 IDX_NAMES = (
     "train-images-idx3-ubyte",

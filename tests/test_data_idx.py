@@ -12,7 +12,7 @@ import pytest
 
 from chainrule.data import idx, load
 from chainrule.data.idx import IdxFile, load_idx, parse_idx, read_idx
-from chainrule.errors import ChecksumError, DataError
+from chainrule.engine.errors import ChecksumError, DataError
 
 NAMES = {
     "train_images": "train-images-idx3-ubyte",

@@ -16,7 +16,7 @@ from PIL import Image
 
 from chainrule.data import image_folder, load, load_image
 from chainrule.data.image_folder import LocalArchive, load_image_folder
-from chainrule.errors import ChecksumError, DataError, DataNotFoundError, ShapeError
+from chainrule.engine.errors import ChecksumError, DataError, DataNotFoundError, ShapeError
 
 H, W = 5, 6  # unequal on purpose: a swapped height and width would show
 CLASSES = ["dog", "ant", "cat"]  # written unsorted; class names come back sorted

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from chainrule.data.images import fit_to_shape, load_image, on_white, read_image, resize
-from chainrule.errors import DataError, DataNotFoundError, ShapeError
+from chainrule.engine.errors import DataError, DataNotFoundError, ShapeError
 
 
 def save(image: Image.Image, path: Path, **kwargs) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from chainrule.data import DATASETS, load
 from chainrule.data.paths import atomic_path, cache_dir, mirror_url, search_dirs
-from chainrule.errors import ConfigError, DataNotFoundError
+from chainrule.engine.errors import ConfigError, DataNotFoundError
 
 
 @pytest.fixture(autouse=True)

@@ -66,7 +66,7 @@ def test_the_extras_of_run_and_train_are_in_pyproject():
 EVERY_COMMAND = """
 import json, sys
 before = set(sys.modules)
-from chainrule.cli import main
+from chainrule.app.cli import main
 out = sys.argv[1]
 calls = [
     ["circuit", "(x+y)*z", "x=-2", "y=5", "z=-4", "--svg", f"{out}/c.svg"],

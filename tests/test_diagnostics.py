@@ -8,8 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from chainrule import diagnostics, nn, optim
-from chainrule.train import fit
+from chainrule import nn
+from chainrule.nn import optim
+from chainrule.training import diagnostics
+from chainrule.training.loop import fit
 
 
 def data(seed=0):

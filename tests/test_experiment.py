@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chainrule import optim, runs
-from chainrule.cli import main
+from chainrule import runs
+from chainrule.app.cli import main
+from chainrule.nn import optim
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.safetensors"
@@ -66,7 +67,7 @@ def test_default_train_writes_a_complete_run_folder(digits_run):
 
 
 def test_saved_model_predicts_exactly_what_it_predicted_before(digits_run):
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     out, summary = digits_run
     config = experiment.TrainConfig.from_json(json.loads((out / "config.json").read_text()))
@@ -406,7 +407,7 @@ def test_an_evaluation_needs_a_model_and_says_when_there_is_none(short_run, tmp_
 
 
 def test_relative_data_paths_are_stored_absolute(tmp_path, monkeypatch):
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     images = tmp_path / "work" / "images"
     for split, count in (("train", 12), ("test", 4)):
@@ -468,7 +469,7 @@ def test_evaluate_gives_precision_and_recall_per_class(digits_run, capsys):
     assert [c["class"] for c in per_class] == [str(d) for d in range(10)]
     assert sum(c["support"] for c in per_class) == result["n_test"] == summary["n_test"]
     # the same numbers as scikit-learn's report on the saved model's predictions
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     config = experiment.read_config(out)
     data = experiment.load_data(config)

@@ -7,8 +7,8 @@ import pytest
 from skimage.color import rgb2gray, rgb2hsv
 from skimage.feature import hog
 
-from chainrule import features
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
+from chainrule.lessons import features
 
 
 def known_image(size: int = 32) -> np.ndarray:
@@ -128,7 +128,7 @@ def test_without_scikit_image_the_hint_names_this_interpreters_pip(monkeypatch):
     import shlex
     import sys
 
-    from chainrule.errors import ConfigError
+    from chainrule.engine.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "skimage.feature", None)  # as if not installed
     with pytest.raises(ConfigError) as info:

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 import chainrule as cr
 import random_graphs
-from chainrule import circuit
 from chainrule.data import cifar10, idx, image_folder, images
-from chainrule.errors import ChainruleError
-from chainrule.tensor import Tensor
+from chainrule.engine.errors import ChainruleError
+from chainrule.engine.tensor import Tensor
+from chainrule.lessons import circuit
 
 FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=list(HealthCheck))
 

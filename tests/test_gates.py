@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chainrule as cr
-from chainrule import gates
-from chainrule.tensor import Tensor
+from chainrule.engine import gates
+from chainrule.engine.tensor import Tensor
 
 TOL = 1e-7
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import gates
-from chainrule.tensor import Tensor, apply
+from chainrule.engine import gates
+from chainrule.engine.tensor import Tensor, apply
 
 
 def test_numerical_gradient_of_a_known_function():

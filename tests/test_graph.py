@@ -9,8 +9,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from chainrule import circuit, graph, losses, nn
-from chainrule.cli import main
+from chainrule import nn
+from chainrule.app.cli import main
+from chainrule.lessons import circuit, graph
+from chainrule.nn import losses
 
 SVG = "{http://www.w3.org/2000/svg}"
 

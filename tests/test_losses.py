@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chainrule as cr
-from chainrule.losses import (
+from chainrule.engine.tensor import Tensor
+from chainrule.nn.losses import (
     l2_penalty,
     softmax_loss,
     softmax_loss_loop,
     svm_loss,
     svm_loss_loop,
 )
-from chainrule.tensor import Tensor
 
 # The CS231n worked example: three classes (cat, car, frog), three images.
 SCORES = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])

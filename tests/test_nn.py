@@ -7,8 +7,8 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.losses import l2_penalty, softmax_loss, svm_loss
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
+from chainrule.nn.losses import l2_penalty, softmax_loss, svm_loss
 
 
 def test_two_layer_net_parameters_have_the_cheatsheets_names_and_shapes():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chainrule import optim
-from chainrule.errors import ConfigError
-from chainrule.tensor import Tensor
+from chainrule.engine.errors import ConfigError
+from chainrule.engine.tensor import Tensor
+from chainrule.nn import optim
 
 
 def param(values, grad):

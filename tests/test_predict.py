@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from chainrule import experiment, predict
-from chainrule.errors import ConfigError, DataNotFoundError
+from chainrule.app import experiment, predict
+from chainrule.engine.errors import ConfigError, DataNotFoundError
 
 
 def chainrule(*args: str) -> subprocess.CompletedProcess:

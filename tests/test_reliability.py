@@ -17,7 +17,7 @@ from safetensors.numpy import load_file, save_file
 
 from chainrule import nn, runs
 from chainrule.data import Preprocessing
-from chainrule.errors import DataError, DataNotFoundError
+from chainrule.engine.errors import DataError, DataNotFoundError
 
 # A run long enough to be killed in the middle (about 2-4 s here), short enough to repeat.
 TRAIN = [

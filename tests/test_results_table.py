@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chainrule.cli import main
+from chainrule.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import pytest
 
 from chainrule import nn, runs
 from chainrule.data import Preprocessing
-from chainrule.errors import ConfigError, DataNotFoundError
+from chainrule.engine.errors import ConfigError, DataNotFoundError
 
 
 def make_run(path: Path, *, marker: bool = True, trained: bool = True, **summary) -> Path:

@@ -10,9 +10,11 @@ import pytest
 from PIL import Image
 
 from chainrule import data as cr_data
-from chainrule import experiment, runs, show
-from chainrule.cli import main
-from chainrule.errors import ConfigError, DataNotFoundError
+from chainrule import runs
+from chainrule.app import experiment
+from chainrule.app.cli import main
+from chainrule.engine.errors import ConfigError, DataNotFoundError
+from chainrule.lessons import show
 
 
 @pytest.fixture(scope="module")

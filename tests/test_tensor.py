@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.tensor import Tensor, topological_order
+from chainrule.engine.tensor import Tensor, topological_order
 
 
 def test_worked_circuit_numbers():

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 import chainrule as cr
 import random_graphs
-from chainrule import nn, optim
-from chainrule.losses import l2_penalty, softmax_loss, svm_loss
-from chainrule.tensor import Tensor
+from chainrule import nn
+from chainrule.engine.tensor import Tensor
+from chainrule.nn import optim
+from chainrule.nn.losses import l2_penalty, softmax_loss, svm_loss
 from random_graphs import programs
 
 if os.environ.get("CI"):

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import nn, optim
-from chainrule.losses import l2_penalty, softmax_loss, svm_loss
-from chainrule.tensor import Tensor
-from chainrule.train import TrainingInterrupted, evaluate, fit
+from chainrule import nn
+from chainrule.engine.tensor import Tensor
+from chainrule.nn import optim
+from chainrule.nn.losses import l2_penalty, softmax_loss, svm_loss
+from chainrule.training.loop import TrainingInterrupted, evaluate, fit
 
 
 def blobs(n=300, d=5, k=3, seed=0):

@@ -4,8 +4,9 @@ The public surface. A computational graph of local gates (``gates``), the Tensor
 and its reverse walk (``tensor``), gradient checking (``gradcheck``), and the worked circuit.
 """
 
-from chainrule import data, gates, losses, nn, optim
-from chainrule.errors import (
+from chainrule import data, nn
+from chainrule.engine import gates
+from chainrule.engine.errors import (
     ChainruleError,
     ChecksumError,
     ConfigError,
@@ -15,8 +16,8 @@ from chainrule.errors import (
     ExpressionError,
     ShapeError,
 )
-from chainrule.gradcheck import GradcheckReport, gradcheck, numerical_gradient, rel_error
-from chainrule.tensor import (
+from chainrule.engine.gradcheck import GradcheckReport, gradcheck, numerical_gradient, rel_error
+from chainrule.engine.tensor import (
     Tensor,
     affine,
     affine_relu,
@@ -31,7 +32,8 @@ from chainrule.tensor import (
     sigmoid,
     tanh,
 )
-from chainrule.train import History, evaluate, fit
+from chainrule.nn import losses, optim
+from chainrule.training.loop import History, evaluate, fit
 
 __version__ = "0.1.0"
 

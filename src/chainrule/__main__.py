@@ -2,6 +2,6 @@
 
 import sys
 
-from chainrule.cli import main
+from chainrule.app.cli import main
 
 sys.exit(main())

@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from chainrule.errors import (
+from chainrule.engine.errors import (
     ChainruleError,
     ConfigError,
     DataError,

@@ -17,7 +17,7 @@ from chainrule.data.digits import load_digits
 from chainrule.data.idx import load_idx
 from chainrule.data.image_folder import CIFAR10_JPEG, find_cifar10_jpeg, load_image_folder
 from chainrule.data.images import load_image, read_image
-from chainrule.errors import ConfigError
+from chainrule.engine.errors import ConfigError
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar10-jpeg", "image-folder")
 

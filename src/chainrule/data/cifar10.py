@@ -24,7 +24,7 @@ import numpy as np
 
 from chainrule.data.download import check_digest, download, file_digest
 from chainrule.data.paths import cache_dir, describe_search, file_key, mirror_url, search_dirs
-from chainrule.errors import DataError, DataNotFoundError
+from chainrule.engine.errors import DataError, DataNotFoundError
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

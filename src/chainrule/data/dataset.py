@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chainrule.errors import ConfigError, DataError, ShapeError
+from chainrule.engine.errors import ConfigError, DataError, ShapeError
 
 # Features whose training std is below this (in [0, 1] pixel units) are constant: MNIST's corner
 # pixels, the digits' empty border. They are left undivided (divisor 1, as scikit-learn's

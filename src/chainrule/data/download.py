@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from chainrule.data.paths import atomic_path
-from chainrule.errors import ChecksumError, ConfigError, DataError, DataNotFoundError
+from chainrule.engine.errors import ChecksumError, ConfigError, DataError, DataNotFoundError
 
 CHUNK_SIZE = 1 << 20
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from chainrule.data.download import check_digest, download
 from chainrule.data.paths import cache_dir, describe_search, mirror_url, search_dirs
-from chainrule.errors import DataError, DataNotFoundError
+from chainrule.engine.errors import DataError, DataNotFoundError
 
 UINT8_CODE = 0x08
 

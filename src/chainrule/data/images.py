@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from chainrule.errors import ChainruleError, DataError, DataNotFoundError, ShapeError
+from chainrule.engine.errors import ChainruleError, DataError, DataNotFoundError, ShapeError
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from chainrule.errors import DataNotFoundError
+from chainrule.engine.errors import DataNotFoundError
 
 DATA_ENV = "CHAINRULE_DATA"
 CACHE_ENV = "CHAINRULE_CACHE"

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import tensor as T
-from chainrule.errors import ConfigError, ShapeError
-from chainrule.tensor import Tensor
+from chainrule.engine import tensor as T
+from chainrule.engine.errors import ConfigError, ShapeError
+from chainrule.engine.tensor import Tensor
 
 
 class Module:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import gates
-from chainrule.errors import ChainruleError, ShapeError
+from chainrule.engine import gates
+from chainrule.engine.errors import ChainruleError, ShapeError
 
 _grad_enabled = True
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import nn, optim
-from chainrule.losses import softmax_loss
-from chainrule.train import Splits, evaluate, fit
+from chainrule import nn
+from chainrule.nn import optim
+from chainrule.nn.losses import softmax_loss
+from chainrule.training.loop import Splits, evaluate, fit
 
 
 @dataclass
@@ -187,7 +188,7 @@ def plot_regions(result: Spiral, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from chainrule.plots import _save
+    from chainrule.lessons.plots import _save
 
     X, y = result.X, result.y
     k = int(y.max()) + 1

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from chainrule import runs
-from chainrule.train import History
+from chainrule.training.loop import History
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:

@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from chainrule.blas import axpby, axpy, gemm_tn
-from chainrule.errors import ConfigError
-from chainrule.gates import OuterProduct
-from chainrule.tensor import Tensor
+from chainrule.engine.blas import axpby, axpy, gemm_tn
+from chainrule.engine.errors import ConfigError
+from chainrule.engine.gates import OuterProduct
+from chainrule.engine.tensor import Tensor
 
 Grad = np.ndarray | OuterProduct
 

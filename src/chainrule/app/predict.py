@@ -22,7 +22,7 @@ import numpy as np
 
 from chainrule import runs
 from chainrule.data.images import fit_to_shape, is_image_name, read_image
-from chainrule.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.engine.errors import ConfigError, DataError, DataNotFoundError
 
 INVERT_CHOICES = ("auto", "yes", "no")
 # A training border mean below DARK (or above 1 - DARK), in [0, 1], is a clear ground to match.

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.circuit import Circuit
-from chainrule.tensor import Tensor, topological_order
+from chainrule.engine.tensor import Tensor, topological_order
+from chainrule.lessons.circuit import Circuit
 
 VALUE_COLOUR = "#1b7f2a"  # forward values: green
 GRAD_COLOUR = "#c62828"  # gradients: red
@@ -133,7 +133,7 @@ def model_graph(
     then backward runs and each node's gradient is read. A node's value text is its shape (or
     its value, for a scalar); its grad text the gradient's norm (or value, for a scalar).
     """
-    from chainrule.losses import l2_penalty
+    from chainrule.nn.losses import l2_penalty
 
     for _, p in params:
         p.grad = None
@@ -607,7 +607,7 @@ def step_graph(
     runs one fused affine+ReLU gate (same numbers, one buffer fewer).
     """
     from chainrule import nn
-    from chainrule import tensor as T
+    from chainrule.engine import tensor as T
 
     forward: Callable[[Tensor], Tensor] = model
     if isinstance(model, nn.MLP):

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from chainrule.errors import ChainruleError, ConfigError, ExpressionError
+from chainrule.engine.errors import ChainruleError, ConfigError, ExpressionError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,7 +27,8 @@ USAGE_ERRORS = (ConfigError, ExpressionError)
 
 def cmd_circuit(args: argparse.Namespace) -> int:
     """Run an expression through the gate engine and print the forward and backward passes."""
-    from chainrule import circuit, runs
+    from chainrule import runs
+    from chainrule.lessons import circuit
 
     for path, option in ((args.svg, "--svg"), (args.dot, "--dot")):
         if path:
@@ -36,7 +37,7 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     result = circuit.run(args.expression, values)
     drawings = []
     if args.svg or args.dot:
-        from chainrule import graph
+        from chainrule.lessons import graph
 
         drawn = graph.from_circuit(result)
         drawings = _write_drawings(drawn, args.svg, args.dot)
@@ -53,7 +54,8 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 def _write_drawings(drawn: Any, svg: str | None, dot: str | None) -> list[str]:
     """Write a graph.Graph as SVG and/or DOT (their folders checked before); returns the paths."""
-    from chainrule import graph, runs
+    from chainrule import runs
+    from chainrule.lessons import graph
 
     written = []
     for path, render in ((svg, graph.to_svg), (dot, graph.to_dot)):
@@ -103,7 +105,7 @@ RESUME_OPTIONS = {"resume", "epochs", "patience", "json", "quiet", "debug"}
 
 def _train_config(args: argparse.Namespace) -> Any:
     """The TrainConfig of the options, refusing those that do not apply to the model or data."""
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     given = _given(args)
     if args.model in experiment.LINEAR_MODELS:
@@ -124,7 +126,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a classifier and write its run folder, or continue a run with --resume."""
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     def log(line: str) -> None:
         print(line, file=sys.stderr)
@@ -164,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a saved run's model again: accuracy, and precision and recall per class."""
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     result = experiment.evaluate_run(args.run, args.data_dir)
     if args.json:
@@ -229,7 +231,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Classify image files (or folders of them) with a saved run's model."""
-    from chainrule import predict
+    from chainrule.app import predict
 
     predictions = predict.predict_images(args.run, args.images, args.invert)
     failed = [p for p in predictions if p.error is not None]
@@ -257,7 +259,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Check every parameter of a small model against finite differences."""
-    from chainrule import experiment, modelcheck
+    from chainrule.app import experiment, modelcheck
 
     if not 1 <= args.batch <= 200:
         raise ConfigError(f"--batch must be between 1 and 200 examples, got {args.batch}")
@@ -295,15 +297,15 @@ def cmd_collapse(args: argparse.Namespace) -> int:
     """Without a non-linearity two layers are one; with ReLU they are not; the spiral shows it."""
     import numpy as np
 
-    from chainrule import lessons
+    from chainrule.lessons import collapse
 
     path = _figure_path(args.out, "spiral.png")
     rng = np.random.default_rng(args.seed)
-    collapsed = lessons.collapse(rng)
-    settings = lessons.SpiralSettings(epochs=args.epochs)
-    spiral = lessons.spiral(rng, settings)
+    collapsed = collapse.collapse(rng)
+    settings = collapse.SpiralSettings(epochs=args.epochs)
+    spiral = collapse.spiral(rng, settings)
     path.parent.mkdir(exist_ok=True)
-    figure = lessons.plot_regions(spiral, path)
+    figure = collapse.plot_regions(spiral, path)
     result = {
         "collapse_max_diff": collapsed.max_diff,
         "collapse_linear_fit_residual": collapsed.identity_residual,
@@ -341,7 +343,8 @@ def cmd_collapse(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Save a run's weights as images: class templates or first-layer features."""
-    from chainrule import runs, show
+    from chainrule import runs
+    from chainrule.lessons import show
 
     if args.compare:
         out = _figure_path(args.out, "templates-vs-features.png")
@@ -365,7 +368,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """The era table: pixels vs hand-designed features, linear classifiers vs a 2-layer net."""
     import signal
 
-    from chainrule import compare
+    from chainrule.lessons import compare
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
@@ -386,9 +389,10 @@ def _compare(args: argparse.Namespace) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from chainrule import compare, runs
     from chainrule import data as datasets
+    from chainrule import runs
     from chainrule.data.paths import cache_dir
+    from chainrule.lessons import compare
 
     def log(line: str) -> None:
         if not (args.quiet or args.json):
@@ -437,8 +441,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from chainrule import experiment, graph, runs
-    from chainrule.losses import LOSSES
+    from chainrule import runs
+    from chainrule.app import experiment
+    from chainrule.lessons import graph
+    from chainrule.nn.losses import LOSSES
 
     for path, option in ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out")):
         if path:
@@ -598,7 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_circuit)
 
     from chainrule import data as datasets
-    from chainrule import experiment, nn, optim
+    from chainrule import nn
+    from chainrule.app import experiment
+    from chainrule.nn import optim
 
     defaults = experiment.TrainConfig()
     p = sub.add_parser(
@@ -782,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_lesson_commands(sub: Any) -> None:
     """The commands that show the lessons: collapse, show, compare, graph."""
     from chainrule import data as datasets
-    from chainrule import experiment
+    from chainrule.app import experiment
 
     p = sub.add_parser(
         "collapse",

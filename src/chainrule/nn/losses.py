@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import gates
-from chainrule.tensor import Tensor, apply
+from chainrule.engine import gates
+from chainrule.engine.tensor import Tensor, apply
 
 LossFn = Callable[[Tensor, Any], Tensor]
 

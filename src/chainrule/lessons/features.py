@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chainrule.errors import ConfigError, ShapeError
+from chainrule.engine.errors import ConfigError, ShapeError
 
 HOG_ORIENTATIONS = 9
 HOG_CELLS = 4  # cells per side, whatever the image size

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.tensor import Tensor, no_grad
+from chainrule.engine.tensor import Tensor, no_grad
 
 
 def rel_error(a: Any, b: Any, floor: float = 1e-8) -> float:

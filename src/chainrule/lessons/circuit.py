@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import tensor as T
-from chainrule.errors import ExpressionError
-from chainrule.tensor import Tensor, topological_order
+from chainrule.engine import tensor as T
+from chainrule.engine.errors import ExpressionError
+from chainrule.engine.tensor import Tensor, topological_order
 
 FUNCTIONS: dict[str, tuple[int, Callable[..., Tensor]]] = {
     "exp": (1, T.exp),
@@ -332,7 +332,7 @@ def forward_cause(op: str, numbers: list[float], err: FloatingPointError) -> str
 def _failing_frame(err: BaseException) -> tuple[Any, Any]:
     """(gate, dout) of the gate whose backward raised ``err``: the innermost frame whose
     ``self`` is a Gate. Its cache is intact (a gate is released after its backward returns)."""
-    from chainrule.gates import Gate
+    from chainrule.engine.gates import Gate
 
     found: tuple[Any, Any] = (None, None)
     tb = err.__traceback__
@@ -357,7 +357,7 @@ def _accumulating(err: BaseException) -> Any:
 def _local_gradient(g: Any) -> tuple[str, str, Callable[[], float]] | None:
     """For a gate that can overflow in backward: its local gradient as a formula, the point,
     and a function giving the gradient's size there (Python floats: may raise)."""
-    from chainrule import gates
+    from chainrule.engine import gates
 
     if isinstance(g, gates.Pow):
         x, p = float(g.x), g.exponent

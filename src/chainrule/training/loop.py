@@ -20,13 +20,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from chainrule import diagnostics as diag
 from chainrule import runs
-from chainrule.errors import ChainruleError, ConfigError, DataError, DivergenceError, ShapeError
-from chainrule.losses import LossFn, softmax_loss
+from chainrule.engine.errors import (
+    ChainruleError,
+    ConfigError,
+    DataError,
+    DivergenceError,
+    ShapeError,
+)
+from chainrule.engine.tensor import Tensor, defer_weight_grads
 from chainrule.nn import Module
-from chainrule.optim import SGD, Constant, Optimizer, Schedule
-from chainrule.tensor import Tensor, defer_weight_grads
+from chainrule.nn.losses import LossFn, softmax_loss
+from chainrule.nn.optim import SGD, Constant, Optimizer, Schedule
+from chainrule.training import diagnostics as diag
 
 
 class Data(Protocol):

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule import nn, plots, runs
-from chainrule.errors import ConfigError, DataNotFoundError
+from chainrule import nn, runs
+from chainrule.engine.errors import ConfigError, DataNotFoundError
+from chainrule.lessons import plots
 
 TEMPLATE_PIXELS = 128  # a saved template is upscaled (nearest neighbour) to about this size
 

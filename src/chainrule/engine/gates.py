@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
 
 Array = np.ndarray
 
@@ -672,7 +672,7 @@ def check_labels(scores: Array, y: Array, name: str = "loss") -> Array:
     Raises ShapeError for shapes, an empty batch (the mean over no examples is undefined) or no
     classes; DataError for labels that are not integers or out of range.
     """
-    from chainrule.errors import DataError
+    from chainrule.engine.errors import DataError
 
     if scores.ndim != 2:
         raise ShapeError(f"{name}: scores must be (N, K), got shape {scores.shape}")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chainrule.errors import ConfigError
+from chainrule.engine.errors import ConfigError
 
 
 class HorizontalFlip:

@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule import diagnostics as diag
-from chainrule import nn, optim, runs
-from chainrule.augment import HorizontalFlip
-from chainrule.errors import ConfigError, DataError, DataNotFoundError, OutOfMemoryError
-from chainrule.losses import LOSSES
+from chainrule import nn, runs
+from chainrule.engine.errors import ConfigError, DataError, DataNotFoundError, OutOfMemoryError
+from chainrule.nn import optim
+from chainrule.nn.losses import LOSSES
 from chainrule.runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
-from chainrule.train import (
+from chainrule.training import diagnostics as diag
+from chainrule.training.augment import HorizontalFlip
+from chainrule.training.loop import (
     EpochRecord,
     History,
     TrainingInterrupted,
@@ -690,7 +691,7 @@ def save_figures(
     config: TrainConfig,
 ) -> list[Path]:
     """The run's PNGs: curves, learned weights as images, the test confusion matrix."""
-    from chainrule import plots  # matplotlib imports slowly: only where a figure is drawn
+    from chainrule.lessons import plots  # matplotlib imports slowly: only where a figure is drawn
 
     title = f"{config.model} on {data.name}"
     paths = [

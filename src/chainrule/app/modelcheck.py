@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.gradcheck import GradcheckReport, gradcheck
-from chainrule.losses import LOSSES, l2_penalty
-from chainrule.tensor import Tensor
+from chainrule.engine.gradcheck import GradcheckReport, gradcheck
+from chainrule.engine.tensor import Tensor
+from chainrule.nn.losses import LOSSES, l2_penalty
 
 if TYPE_CHECKING:
-    from chainrule.experiment import TrainConfig
+    from chainrule.app.experiment import TrainConfig
 
 
 def check_model(
@@ -22,7 +22,7 @@ def check_model(
     """
     from sklearn.datasets import load_digits
 
-    from chainrule.experiment import build_model
+    from chainrule.app.experiment import build_model
 
     rng = np.random.default_rng(seed)
     digits = load_digits()

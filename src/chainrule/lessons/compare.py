@@ -31,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import features, nn, optim, runs
+from chainrule import nn, runs
 from chainrule.data import Dataset, Preprocessing
-from chainrule.errors import ConfigError, DataError
-from chainrule.losses import softmax_loss, svm_loss
-from chainrule.train import Splits, evaluate, fit
+from chainrule.engine.errors import ConfigError, DataError
+from chainrule.lessons import features
+from chainrule.nn import optim
+from chainrule.nn.losses import softmax_loss, svm_loss
+from chainrule.training.loop import Splits, evaluate, fit
 
 FEATURES_VERSION = 1  # part of the cache key: bump it when the recipe in features.py changes
 CHUNK_ROWS = 5000  # rows turned into images and features at a time (bounded memory)
