@@ -487,7 +487,7 @@ def test_a_damaged_checkpoint_is_one_line(damage, finished_run, tmp_path, capsys
 
     from safetensors.numpy import save_file
 
-    from chainrule import runs
+    from chainrule.data import files
 
     run = Path(shutil.copytree(finished_run, tmp_path / "run"))
     checkpoint = run / "checkpoint.safetensors"
@@ -496,9 +496,9 @@ def test_a_damaged_checkpoint_is_one_line(damage, finished_run, tmp_path, capsys
     elif damage == "foreign":
         save_file({"w": np.zeros(3, np.float32)}, checkpoint)
     else:
-        arrays, meta = runs.load_arrays(checkpoint)
+        arrays, meta = files.load_arrays(checkpoint)
         del meta["history"]
-        runs.save_arrays(checkpoint, arrays, meta)
+        files.save_arrays(checkpoint, arrays, meta)
     code, lines = run_main(["train", "--resume", str(run), "--epochs", "3"], capsys)
     assert code == 1 and len(lines) == 1, lines
     assert str(checkpoint) in lines[0] and "Traceback" not in lines[0]

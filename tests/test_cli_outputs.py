@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chainrule import runs
+from chainrule.app import runfolders
 from chainrule.engine.errors import ConfigError
 
 # Libraries that take a large part of a second (or more) to import: only commands that use them
@@ -60,13 +60,13 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_check_output_parent(tmp_path):
-    assert runs.check_output_parent("fig.png") == Path("fig.png")  # the current folder
-    assert runs.check_output_parent(tmp_path / "new") == tmp_path / "new"
+    assert runfolders.check_output_parent("fig.png") == Path("fig.png")  # the current folder
+    assert runfolders.check_output_parent(tmp_path / "new") == tmp_path / "new"
     with pytest.raises(ConfigError, match=r"--svg .*nope/c\.svg: the folder .*nope does not exist"):
-        runs.check_output_parent(tmp_path / "nope" / "c.svg", "--svg")
+        runfolders.check_output_parent(tmp_path / "nope" / "c.svg", "--svg")
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="file is not a folder"):
-        runs.check_output_parent(tmp_path / "file" / "c.svg")
+        runfolders.check_output_parent(tmp_path / "file" / "c.svg")
 
 
 # Every command that writes a file the user names: a missing folder above it is a usage error

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chainrule import runs
+from chainrule.app import runfolders
 from chainrule.app.cli import main
+from chainrule.data import files
 from chainrule.nn import optim
+from chainrule.training import checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.safetensors"
@@ -72,12 +74,12 @@ def test_saved_model_predicts_exactly_what_it_predicted_before(digits_run):
     out, summary = digits_run
     config = experiment.TrainConfig.from_json(json.loads((out / "config.json").read_text()))
     data = experiment.load_data(config)
-    saved = runs.load_model(out / "model.safetensors")
+    saved = checkpoints.load_model(out / "model.safetensors")
     assert saved.classes == [str(i) for i in range(10)] and saved.image_shape == (8, 8)
     pred = saved.model.predict(data.X_test)
     assert np.mean(pred == data.y_test) == summary["test_accuracy"]
     # and a model rebuilt from the file gives the same scores, bit for bit
-    again = runs.load_model(out / "model.safetensors")
+    again = checkpoints.load_model(out / "model.safetensors")
     np.testing.assert_array_equal(again.model.scores(data.X_test), saved.model.scores(data.X_test))
 
 
@@ -248,7 +250,7 @@ def copy_run(run: Path, tmp_path: Path) -> Path:
 
 
 def params(run: Path) -> dict[str, np.ndarray]:
-    arrays, _ = runs.load_arrays(run / "model.safetensors")
+    arrays, _ = files.load_arrays(run / "model.safetensors")
     return {k: v for k, v in arrays.items() if k.startswith("param.")}
 
 
@@ -271,7 +273,7 @@ def test_force_writes_beside_the_users_files_and_replaces_a_run(tmp_path):
     (folder / "notes.txt").write_text("my notes")
     code, _, err = train("--out", str(folder), "--epochs", "1", "--force", "--json")
     assert code == 0, err
-    assert runs.is_run_folder(folder) and (folder / "notes.txt").read_text() == "my notes"
+    assert runfolders.is_run_folder(folder) and (folder / "notes.txt").read_text() == "my notes"
     code, _, err = train("--out", str(folder), "--epochs", "2")
     assert code == 2 and "already holds a run" in err
     code, out, err = train("--out", str(folder), "--epochs", "2", "--force", "--json")
@@ -299,7 +301,7 @@ def test_default_run_folders_go_under_runs_with_unique_names(tmp_path, monkeypat
         made.append(Path(json.loads(out)["run_dir"]))
     assert made[0] != made[1]
     for run in made:
-        assert run.parent == Path("runs") and runs.is_run_folder(run)
+        assert run.parent == Path("runs") and runfolders.is_run_folder(run)
         assert re.fullmatch(r"digits-softmax-\d{8}-\d{6}(-\d+)?", run.name)
 
 
@@ -473,7 +475,7 @@ def test_evaluate_gives_precision_and_recall_per_class(digits_run, capsys):
 
     config = experiment.read_config(out)
     data = experiment.load_data(config)
-    pred = runs.load_model(out / "model.safetensors").model.predict(data.X_test)
+    pred = checkpoints.load_model(out / "model.safetensors").model.predict(data.X_test)
     report = classification_report(data.y_test, pred, output_dict=True, zero_division=0)
     for c in per_class:
         assert c["precision"] == pytest.approx(report[c["class"]]["precision"])

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from chainrule import nn, runs
-from chainrule.data import Preprocessing
+from chainrule import nn
+from chainrule.data import Preprocessing, files
 from chainrule.engine.errors import DataError, DataNotFoundError
+from chainrule.training import checkpoints
 
 # A run long enough to be killed in the middle (about 2-4 s here), short enough to repeat.
 TRAIN = [
@@ -99,7 +100,7 @@ def test_kill_9_at_random_moments_then_resume_gives_identical_weights(reference,
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if (out / "checkpoint.safetensors").exists():
-            runs.load_arrays(out / "checkpoint.safetensors")  # intact, whatever the moment
+            files.load_arrays(out / "checkpoint.safetensors")  # intact, whatever the moment
         finish(out)
         got = weights(out)
         assert got.keys() == expected.keys()
@@ -134,8 +135,8 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_exit_cleanly(reference, tmp_pa
         timeout=300,
     )
     assert scored.returncode == 0, scored.stderr
-    _, meta = runs.load_arrays(out / "model.safetensors")
-    history = runs.load_arrays(out / "checkpoint.safetensors")[1]["history"]
+    _, meta = files.load_arrays(out / "model.safetensors")
+    history = files.load_arrays(out / "checkpoint.safetensors")[1]["history"]
     assert meta["best_epoch"] == history["best_epoch"] >= 1
     done = subprocess.run(
         [sys.executable, "-m", "chainrule", "train", "--resume", str(out), "--quiet"],
@@ -197,7 +198,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp
     )
     assert "Traceback" not in done.stderr
     if (out / "checkpoint.safetensors").exists():
-        runs.load_arrays(out / "checkpoint.safetensors")
+        files.load_arrays(out / "checkpoint.safetensors")
     assert not (out / "model.safetensors").exists()
 
 
@@ -218,8 +219,8 @@ def model_file(tmp_path) -> Path:
     model = nn.TwoLayerNet(4, 5, 3, np.random.default_rng(0))
     prep = Preprocessing(255.0, np.zeros(4, np.float32))
     path = tmp_path / "model.safetensors"
-    runs.save_model(path, model, prep, ["a", "b", "c"], (2, 2))
-    assert runs.load_model(path).classes == ["a", "b", "c"]
+    checkpoints.save_model(path, model, prep, ["a", "b", "c"], (2, 2))
+    assert checkpoints.load_model(path).classes == ["a", "b", "c"]
     return path
 
 
@@ -228,54 +229,54 @@ def test_flipped_bytes_in_the_header_are_refused(model_file):
     payload[12] ^= 0xFF
     model_file.write_bytes(bytes(payload))
     with pytest.raises(DataError, match=r"not a valid safetensors file|unreadable metadata"):
-        runs.load_model(model_file)
+        checkpoints.load_model(model_file)
 
 
 def test_a_truncated_file_is_refused(model_file):
     model_file.write_bytes(model_file.read_bytes()[:-20])
     with pytest.raises(DataError, match="not a valid safetensors file"):
-        runs.load_model(model_file)
+        checkpoints.load_model(model_file)
 
 
 def test_metadata_that_does_not_match_the_tensors_is_refused(model_file, tmp_path):
     tensors = load_file(model_file)
-    arrays, meta = runs.load_arrays(model_file)
+    arrays, meta = files.load_arrays(model_file)
     meta["model"]["hidden_size"] = 7
-    runs.save_arrays(model_file, arrays, meta)
+    files.save_arrays(model_file, arrays, meta)
     with pytest.raises(DataError, match="tensors do not match the model metadata"):
-        runs.load_model(model_file)
+        checkpoints.load_model(model_file)
     meta["model"]["hidden_size"] = 5
     meta["classes"] = ["a", "b"]
-    runs.save_arrays(model_file, arrays, meta)
+    files.save_arrays(model_file, arrays, meta)
     with pytest.raises(DataError, match="2 class names for a model with 3 outputs"):
-        runs.load_model(model_file)
+        checkpoints.load_model(model_file)
     # a foreign safetensors file, without our metadata
     save_file(tensors, tmp_path / "foreign.safetensors")
     with pytest.raises(DataError, match="was not written by chainrule"):
-        runs.load_model(tmp_path / "foreign.safetensors")
+        checkpoints.load_model(tmp_path / "foreign.safetensors")
     with pytest.raises(DataNotFoundError, match="no such file"):
-        runs.load_model(tmp_path / "missing.safetensors")
+        checkpoints.load_model(tmp_path / "missing.safetensors")
 
 
 def test_nan_weights_are_refused(model_file):
-    arrays, meta = runs.load_arrays(model_file)
+    arrays, meta = files.load_arrays(model_file)
     arrays["param.W1"] = arrays["param.W1"].copy()
     arrays["param.W1"][0, 0] = np.nan
-    runs.save_arrays(model_file, arrays, meta)
+    files.save_arrays(model_file, arrays, meta)
     with pytest.raises(DataError, match="W1 holds NaN"):
-        runs.load_model(model_file)
+        checkpoints.load_model(model_file)
 
 
 def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "f.bin"
-    runs.atomic_write_bytes(path, b"old good")
+    files.atomic_write_bytes(path, b"old good")
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        runs.atomic_write_bytes(path, b"new")
+        files.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
 
@@ -289,7 +290,7 @@ def test_config_json_is_what_resume_reads(reference):
 def test_atomic_files_get_the_usual_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        runs.atomic_write_bytes(tmp_path / "f", b"x")
+        files.atomic_write_bytes(tmp_path / "f", b"x")
     finally:
         os.umask(old)
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule import nn, runs
+from chainrule import nn
+from chainrule.app import runfolders
 from chainrule.data import Preprocessing
 from chainrule.engine.errors import ConfigError, DataNotFoundError
+from chainrule.training import checkpoints
 
 
 def make_run(path: Path, *, marker: bool = True, trained: bool = True, **summary) -> Path:
@@ -20,12 +22,12 @@ def make_run(path: Path, *, marker: bool = True, trained: bool = True, **summary
     path.mkdir(parents=True)
     config = {"dataset": "digits", "model": "softmax", "epochs": 5}
     if marker:
-        config = {"format": runs.RUN_FORMAT, **config}
+        config = {"format": runfolders.RUN_FORMAT, **config}
     (path / "config.json").write_text(json.dumps(config))
     if trained:
         model = nn.LinearClassifier(4, 3, np.random.default_rng(0))
         prep = Preprocessing(255.0, np.zeros(4, np.float32))
-        runs.save_model(path / runs.MODEL_FILE, model, prep, ["a", "b", "c"], (2, 2))
+        checkpoints.save_model(path / checkpoints.MODEL_FILE, model, prep, ["a", "b", "c"], (2, 2))
         (path / "metrics.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
     if summary:
         (path / "summary.json").write_text(json.dumps(summary))
@@ -33,43 +35,43 @@ def make_run(path: Path, *, marker: bool = True, trained: bool = True, **summary
 
 
 def test_check_output_parent_refuses_a_missing_or_file_parent(tmp_path):
-    assert runs.check_output_parent(tmp_path / "new") == tmp_path / "new"
+    assert runfolders.check_output_parent(tmp_path / "new") == tmp_path / "new"
     with pytest.raises(ConfigError, match=r"the folder .*/missing does not exist"):
-        runs.check_output_parent(tmp_path / "missing" / "run")
+        runfolders.check_output_parent(tmp_path / "missing" / "run")
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="is not a folder"):
-        runs.check_output_parent(tmp_path / "file" / "run")
+        runfolders.check_output_parent(tmp_path / "file" / "run")
     assert not (tmp_path / "missing").exists()
 
 
 def test_what_marks_a_run_folder(tmp_path):
-    assert runs.is_run_folder(make_run(tmp_path / "marked", trained=False))
+    assert runfolders.is_run_folder(make_run(tmp_path / "marked", trained=False))
     # made before the marker: a config.json beside a model file in chainrule's format
-    assert runs.is_run_folder(make_run(tmp_path / "old", marker=False))
+    assert runfolders.is_run_folder(make_run(tmp_path / "old", marker=False))
     # a damaged config.json in a run that trained is still a run (so evaluate can say so)
     damaged = make_run(tmp_path / "damaged")
     (damaged / "config.json").write_text("{not json")
-    assert runs.is_run_folder(damaged)
+    assert runfolders.is_run_folder(damaged)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "config.json").write_text('{"learning_rate": 3}')
     (mine / "model.safetensors").write_bytes(b"someone else's weights")
-    assert not runs.is_run_folder(mine)
-    assert not runs.is_run_folder(tmp_path / "absent")
+    assert not runfolders.is_run_folder(mine)
+    assert not runfolders.is_run_folder(tmp_path / "absent")
 
 
 def test_a_new_run_may_take_a_new_or_empty_folder_or_an_untrained_run(tmp_path):
-    runs.check_new_run_folder(tmp_path / "absent")
+    runfolders.check_new_run_folder(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
-    runs.check_new_run_folder(tmp_path / "empty")
-    runs.check_new_run_folder(make_run(tmp_path / "untrained", trained=False))
+    runfolders.check_new_run_folder(tmp_path / "empty")
+    runfolders.check_new_run_folder(make_run(tmp_path / "untrained", trained=False))
 
 
 def test_a_trained_run_needs_force(tmp_path):
     run = make_run(tmp_path / "run")
     with pytest.raises(ConfigError, match=r"already holds a run; use --resume .* --force"):
-        runs.check_new_run_folder(run)
-    runs.check_new_run_folder(run, force=True)
+        runfolders.check_new_run_folder(run)
+    runfolders.check_new_run_folder(run, force=True)
 
 
 def test_a_folder_of_other_files_needs_force_and_no_name_the_run_writes(tmp_path):
@@ -77,21 +79,21 @@ def test_a_folder_of_other_files_needs_force_and_no_name_the_run_writes(tmp_path
     folder.mkdir()
     (folder / "notes.txt").write_text("my notes")
     with pytest.raises(ConfigError, match=r"is not empty and is not a chainrule run .*notes\.txt"):
-        runs.check_new_run_folder(folder)
-    runs.check_new_run_folder(folder, force=True)
+        runfolders.check_new_run_folder(folder)
+    runfolders.check_new_run_folder(folder, force=True)
     (folder / "config.json").write_text('{"mine": true}')
     with pytest.raises(ConfigError, match=r"mine/config\.json was not written by chainrule"):
-        runs.check_new_run_folder(folder, force=True)
+        runfolders.check_new_run_folder(folder, force=True)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
-        runs.check_new_run_folder(tmp_path / "file", force=True)
+        runfolders.check_new_run_folder(tmp_path / "file", force=True)
 
 
 def test_clear_run_files_deletes_only_the_runs_files(tmp_path):
     run = make_run(tmp_path / "run")
     (run / "notes.txt").write_text("mine")
     (run / "curves.png").write_bytes(b"png")
-    removed = runs.clear_run_files(run)
+    removed = runfolders.clear_run_files(run)
     assert {p.name for p in removed} == {
         "config.json",
         "model.safetensors",
@@ -107,7 +109,7 @@ def test_unique_folders_never_collide(tmp_path):
     lock = threading.Lock()
 
     def claim() -> None:
-        path = runs.create_unique_folder(base)
+        path = runfolders.create_unique_folder(base)
         with lock:
             made.append(path)
 
@@ -135,7 +137,7 @@ def test_list_runs_finds_runs_at_any_depth_and_sorts_them(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "notes.txt").write_text("not a run")
 
-    by_name = runs.list_runs(tmp_path, "name")
+    by_name = runfolders.list_runs(tmp_path, "name")
     assert [r.run for r in by_name] == ["a", "c", os.path.join("deep", "b")]
     a, c, b = by_name
     assert (a.dataset, a.model, a.test_accuracy, a.epochs_done, a.epochs, a.status) == (
@@ -148,10 +150,12 @@ def test_list_runs_finds_runs_at_any_depth_and_sorts_them(tmp_path):
     )
     assert b.status == "stopped early" and b.epochs_done == 3
     assert c.status == "not started" and c.test_accuracy is None
-    assert [r.run for r in runs.list_runs(tmp_path, "accuracy")] == [b.run, a.run, c.run]
-    assert runs.list_runs(tmp_path, "date")[1:] == [b, a]  # newest first; c is dated today
-    assert runs.list_runs(tmp_path / "a") == [runs.run_info(tmp_path / "a", tmp_path / "a")]
+    assert [r.run for r in runfolders.list_runs(tmp_path, "accuracy")] == [b.run, a.run, c.run]
+    assert runfolders.list_runs(tmp_path, "date")[1:] == [b, a]  # newest first; c is dated today
+    assert runfolders.list_runs(tmp_path / "a") == [
+        runfolders.run_info(tmp_path / "a", tmp_path / "a")
+    ]
     with pytest.raises(DataNotFoundError, match="is not a folder"):
-        runs.list_runs(tmp_path / "nothing")
+        runfolders.list_runs(tmp_path / "nothing")
     with pytest.raises(ConfigError, match="unknown sort"):
-        runs.list_runs(tmp_path, "size")
+        runfolders.list_runs(tmp_path, "size")

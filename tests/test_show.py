@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from chainrule import data as cr_data
-from chainrule import runs
 from chainrule.app import experiment
 from chainrule.app.cli import main
 from chainrule.engine.errors import ConfigError, DataNotFoundError
 from chainrule.lessons import show
+from chainrule.training import checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def runs_dir(tmp_path_factory) -> Path:
         config = experiment.TrainConfig(model=model, hidden=[16])
         net = experiment.build_model(config, data.num_features, data.num_classes)
         (root / model).mkdir()
-        runs.save_model(
-            root / model / runs.MODEL_FILE,
+        checkpoints.save_model(
+            root / model / checkpoints.MODEL_FILE,
             net,
             data.preprocessing,
             data.classes,

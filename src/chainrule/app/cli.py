@@ -27,12 +27,12 @@ USAGE_ERRORS = (ConfigError, ExpressionError)
 
 def cmd_circuit(args: argparse.Namespace) -> int:
     """Run an expression through the gate engine and print the forward and backward passes."""
-    from chainrule import runs
+    from chainrule.app import runfolders
     from chainrule.lessons import circuit
 
     for path, option in ((args.svg, "--svg"), (args.dot, "--dot")):
         if path:
-            runs.check_output_parent(path, option)
+            runfolders.check_output_parent(path, option)
     values = circuit.parse_assignments(args.values)
     result = circuit.run(args.expression, values)
     drawings = []
@@ -54,13 +54,13 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 def _write_drawings(drawn: Any, svg: str | None, dot: str | None) -> list[str]:
     """Write a graph.Graph as SVG and/or DOT (their folders checked before); returns the paths."""
-    from chainrule import runs
+    from chainrule.data import files
     from chainrule.lessons import graph
 
     written = []
     for path, render in ((svg, graph.to_svg), (dot, graph.to_dot)):
         if path:
-            runs.atomic_write_text(path, render(drawn))
+            files.atomic_write_text(path, render(drawn))
             written.append(str(path))
     return written
 
@@ -192,13 +192,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """List the run folders under a folder: dataset, model, test accuracy, epochs, date."""
     from pathlib import Path
 
-    from chainrule import runs
+    from chainrule.app import runfolders
 
-    if args.dir == str(runs.DEFAULT_RUNS_DIR) and not Path(args.dir).exists():
+    if args.dir == str(runfolders.DEFAULT_RUNS_DIR) and not Path(args.dir).exists():
         print("no runs yet: there is no runs/ folder here", file=sys.stderr)
         found = []
     else:
-        found = runs.list_runs(args.dir, args.sort)
+        found = runfolders.list_runs(args.dir, args.sort)
     if args.json:
         print(json.dumps([r.to_json() for r in found]))
         return 0
@@ -284,13 +284,13 @@ def _figure_path(out: str | None, default_name: str) -> Path:
     before any work: the folder above must exist."""
     from pathlib import Path
 
-    from chainrule import runs
+    from chainrule.app import runfolders
 
     path = Path(out) if out else Path(default_name)
     if path.is_dir() or (out and not path.suffix):
-        runs.check_output_parent(path, "--out")
+        runfolders.check_output_parent(path, "--out")
         return path / default_name
-    return runs.check_output_parent(path, "--out")
+    return runfolders.check_output_parent(path, "--out")
 
 
 def cmd_collapse(args: argparse.Namespace) -> int:
@@ -343,7 +343,7 @@ def cmd_collapse(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Save a run's weights as images: class templates or first-layer features."""
-    from chainrule import runs
+    from chainrule.app import runfolders
     from chainrule.lessons import show
 
     if args.compare:
@@ -353,7 +353,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         kind = "comparison"
     else:
         if args.out:
-            runs.check_output_parent(args.out, "--out")
+            runfolders.check_output_parent(args.out, "--out")
         shown = show.show_run(args.run, args.out)
         paths, kind = [str(p) for p in shown.paths], shown.kind
     if args.json:
@@ -390,7 +390,8 @@ def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chainrule import data as datasets
-    from chainrule import runs
+    from chainrule.app import runfolders
+    from chainrule.data import files
     from chainrule.data.paths import cache_dir
     from chainrule.lessons import compare
 
@@ -399,7 +400,7 @@ def _compare(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
     if args.out:  # checked now, not after minutes of work
-        runs.check_output_parent(args.out, "--out")
+        runfolders.check_output_parent(args.out, "--out")
     progress = not (args.quiet or args.json)
     data = datasets.load(
         args.dataset,
@@ -424,8 +425,8 @@ def _compare(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/compare-{args.dataset}-{stamp}")
     out.mkdir(parents=not args.out, exist_ok=True)  # the default's runs/ may be new
-    runs.atomic_write_text(out / "compare.md", result.markdown())
-    runs.atomic_write_text(out / "compare.json", json.dumps(result.to_json(), indent=2))
+    files.atomic_write_text(out / "compare.md", result.markdown())
+    files.atomic_write_text(out / "compare.json", json.dumps(result.to_json(), indent=2))
     if args.json:
         print(json.dumps({**result.to_json(), "markdown": str(out / "compare.md")}))
     else:
@@ -441,14 +442,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from chainrule import runs
-    from chainrule.app import experiment
+    from chainrule.app import experiment, runfolders
     from chainrule.lessons import graph
     from chainrule.nn.losses import LOSSES
 
     for path, option in ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out")):
         if path:
-            runs.check_output_parent(path, option)
+            runfolders.check_output_parent(path, option)
     hidden = args.hidden or ([10, 10] if args.model == "mlp" else [10])
     config = experiment.TrainConfig(
         model=args.model, hidden=hidden, activation=args.activation, loss=args.loss

@@ -35,11 +35,14 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule import nn, runs
+from chainrule import nn
+from chainrule.app import runfolders
+from chainrule.app.runfolders import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from chainrule.data import files
 from chainrule.engine.errors import ConfigError, DataError, DataNotFoundError, OutOfMemoryError
 from chainrule.nn import optim
 from chainrule.nn.losses import LOSSES
-from chainrule.runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from chainrule.training import checkpoints
 from chainrule.training import diagnostics as diag
 from chainrule.training.augment import HorizontalFlip
 from chainrule.training.loop import (
@@ -208,7 +211,7 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         """What config.json holds: chainrule's run marker, then every setting."""
-        return {"format": runs.RUN_FORMAT, **dataclasses.asdict(self)}
+        return {"format": runfolders.RUN_FORMAT, **dataclasses.asdict(self)}
 
     @classmethod
     def from_json(cls, obj: Any, source: str = CONFIG_FILE) -> TrainConfig:
@@ -219,9 +222,9 @@ class TrainConfig:
                 f"{source} holds a JSON {type(obj).__name__}, not an object of settings"
             )
         obj = dict(obj)
-        fmt = obj.pop("format", runs.RUN_FORMAT)  # runs made before the marker have none
-        if fmt != runs.RUN_FORMAT:
-            raise DataError(f"{source}: format {fmt!r} is not {runs.RUN_FORMAT!r}")
+        fmt = obj.pop("format", runfolders.RUN_FORMAT)  # runs made before the marker have none
+        if fmt != runfolders.RUN_FORMAT:
+            raise DataError(f"{source}: format {fmt!r} is not {runfolders.RUN_FORMAT!r}")
         unknown = sorted(set(obj) - set(SETTINGS))
         if unknown:
             raise DataError(
@@ -408,9 +411,9 @@ Log = Callable[[str], None]
 
 
 def default_run_dir(config: TrainConfig) -> Path:
-    """runs/DATASET-MODEL-YYYYMMDD-HHMMSS (not made; see ``runs.create_unique_folder``)."""
+    """runs/DATASET-MODEL-YYYYMMDD-HHMMSS (not made; see ``runfolders.create_unique_folder``)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return runs.DEFAULT_RUNS_DIR / f"{config.dataset}-{config.model}-{stamp}"
+    return runfolders.DEFAULT_RUNS_DIR / f"{config.dataset}-{config.model}-{stamp}"
 
 
 def train_run(
@@ -434,31 +437,31 @@ def train_run(
     log = log or (lambda line: None)
     if out is not None:
         out = _output_folder(out)
-        runs.check_new_run_folder(out, force)
+        runfolders.check_new_run_folder(out, force)
     prepared = _prepare(config, log, progress)
     if out is None:
-        runs.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
-        run_dir, made = runs.create_unique_folder(default_run_dir(config)), True
+        runfolders.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
+        run_dir, made = runfolders.create_unique_folder(default_run_dir(config)), True
     else:
         out.parent.mkdir(exist_ok=True)  # only chainrule's own runs/ can be missing here
         run_dir, made = out, not out.exists()
         run_dir.mkdir(exist_ok=True)
-    ours = [run_dir / runs.LOCK_FILE] if not (run_dir / runs.LOCK_FILE).exists() else []
-    with runs.run_lock(run_dir):
+    ours = [run_dir / runfolders.LOCK_FILE] if not (run_dir / runfolders.LOCK_FILE).exists() else []
+    with runfolders.run_lock(run_dir):
         try:
             # again under the lock: another process may have put something there meanwhile
-            runs.check_new_run_folder(run_dir, force)
+            runfolders.check_new_run_folder(run_dir, force)
         except ConfigError:
             _remove_failed_start(run_dir, made, ours)
             raise
         if force:
-            runs.clear_run_files(run_dir)
+            runfolders.clear_run_files(run_dir)
         ours += [run_dir / CONFIG_FILE, run_dir / METRICS_FILE]
         try:
-            runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_json(), indent=2))
+            files.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_json(), indent=2))
             return _train(run_dir, config, prepared, None, progress, log)
         except BaseException:
-            if not (run_dir / runs.CHECKPOINT_FILE).exists():
+            if not (run_dir / checkpoints.CHECKPOINT_FILE).exists():
                 _remove_failed_start(run_dir, made, ours)
             raise
 
@@ -466,9 +469,9 @@ def train_run(
 def _output_folder(out: str | Path) -> Path:
     """--out checked: its parent must exist, unless it is chainrule's own runs/ (made later)."""
     out = Path(out).expanduser()
-    if out.parent == runs.DEFAULT_RUNS_DIR and not out.parent.exists():
+    if out.parent == runfolders.DEFAULT_RUNS_DIR and not out.parent.exists():
         return out
-    return runs.check_output_parent(out)
+    return runfolders.check_output_parent(out)
 
 
 def _remove_failed_start(run_dir: Path, made: bool, written: list[Path]) -> None:
@@ -500,15 +503,16 @@ def resume_run(
     """
     log = log or (lambda line: None)
     run_dir = Path(run_dir)
-    if not runs.is_run_folder(run_dir):
-        if (run_dir / runs.LOCK_FILE).exists():  # a run starting right now: the lock says whose
-            with runs.run_lock(run_dir):
+    if not runfolders.is_run_folder(run_dir):
+        # a run starting right now: the lock says whose
+        if (run_dir / runfolders.LOCK_FILE).exists():
+            with runfolders.run_lock(run_dir):
                 pass
         raise DataNotFoundError(f"cannot resume: {run_dir} is not a run folder")
     # Lock first, then look: two processes resuming one folder cannot both pass the checks.
-    with runs.run_lock(run_dir):
+    with runfolders.run_lock(run_dir):
         config = read_config(run_dir)
-        checkpoint = run_dir / runs.CHECKPOINT_FILE
+        checkpoint = run_dir / checkpoints.CHECKPOINT_FILE
         if not checkpoint.exists():
             raise DataNotFoundError(
                 f"nothing to resume: no epoch of {run_dir} finished, so it has no checkpoint; "
@@ -522,7 +526,7 @@ def resume_run(
             return summary
         prepared = _prepare(new, log, progress)
         if new != config:
-            runs.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(new.to_json(), indent=2))
+            files.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(new.to_json(), indent=2))
         return _train(run_dir, new, prepared, done, progress, log)
 
 
@@ -596,7 +600,7 @@ def _train(
     and summary."""
     data, model = prepared.data, prepared.model
     metrics = run_dir / METRICS_FILE
-    checkpoint = run_dir / runs.CHECKPOINT_FILE
+    checkpoint = run_dir / checkpoints.CHECKPOINT_FILE
     # The metrics file restarts from what the checkpoint knows: a process killed between
     # saving a checkpoint and appending its row must neither lose nor repeat an epoch.
     metrics.unlink(missing_ok=True)
@@ -666,14 +670,14 @@ def _train(
         "started": started,
         "finished": datetime.now().isoformat(timespec="seconds"),
     }
-    runs.atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+    files.atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
     return summary
 
 
 def save_model(run_dir: Path, model: nn.Module, data: datasets.Dataset, best_epoch: int) -> None:
     """Write the model as it is now to ``run_dir/model.safetensors`` (atomically)."""
-    runs.save_model(
-        run_dir / runs.MODEL_FILE,
+    checkpoints.save_model(
+        run_dir / checkpoints.MODEL_FILE,
         model,
         data.preprocessing,
         data.classes,
@@ -741,14 +745,14 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
     config = read_config(run_dir)
     if data_dir is not None:
         config.data_dir = data_dir
-    if not (run_dir / runs.MODEL_FILE).exists():
+    if not (run_dir / checkpoints.MODEL_FILE).exists():
         then = (
             f"chainrule train --resume {run_dir} continues it"
-            if (run_dir / runs.CHECKPOINT_FILE).exists()
+            if (run_dir / checkpoints.CHECKPOINT_FILE).exists()
             else f"start it again with chainrule train --out {run_dir}"
         )
         raise DataNotFoundError(f"{run_dir} has no model yet: no epoch has finished ({then})")
-    saved = runs.load_model(run_dir / runs.MODEL_FILE)
+    saved = checkpoints.load_model(run_dir / checkpoints.MODEL_FILE)
     data = load_data(config)
     saved_mean = saved.preprocessing.mean
     if saved_mean.shape != data.preprocessing.mean.shape or not np.array_equal(

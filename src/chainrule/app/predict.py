@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import runs
 from chainrule.data.images import fit_to_shape, is_image_name, read_image
 from chainrule.engine.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.training import checkpoints
 
 INVERT_CHOICES = ("auto", "yes", "no")
 # A training border mean below DARK (or above 1 - DARK), in [0, 1], is a clear ground to match.
@@ -88,7 +88,9 @@ def border_level(image: np.ndarray) -> float:
     return float(np.median(border))
 
 
-def should_invert(pixels: np.ndarray, saved: runs.SavedModel, invert: str) -> tuple[bool, str]:
+def should_invert(
+    pixels: np.ndarray, saved: checkpoints.SavedModel, invert: str
+) -> tuple[bool, str]:
     """Whether to invert 8-bit ``pixels`` (H, W[, 3]) for ``saved``'s model, and the note why."""
     if invert == "no":
         return False, ""
@@ -122,8 +124,8 @@ def predict_images(run_dir: str | Path, paths: list[str], invert: str = "auto") 
     if invert not in INVERT_CHOICES:
         raise ConfigError(f"invert is {invert!r}; expected one of {', '.join(INVERT_CHOICES)}")
     run_dir = Path(run_dir)
-    model_file = run_dir / runs.MODEL_FILE if run_dir.is_dir() else run_dir
-    saved = runs.load_model(model_file)
+    model_file = run_dir / checkpoints.MODEL_FILE if run_dir.is_dir() else run_dir
+    saved = checkpoints.load_model(model_file)
     predictions: list[Prediction] = []
     rows = []
     for path, problem in expand(paths):

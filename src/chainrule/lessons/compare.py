@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import nn, runs
-from chainrule.data import Dataset, Preprocessing
+from chainrule import nn
+from chainrule.data import Dataset, Preprocessing, files
 from chainrule.engine.errors import ConfigError, DataError
 from chainrule.lessons import features
 from chainrule.nn import optim
@@ -308,7 +308,7 @@ def feature_splits(
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.savez(buffer, **splits)
-        runs.atomic_write_bytes(path, buffer.getvalue())
+        files.atomic_write_bytes(path, buffer.getvalue())
         done += f"; cached in {path} ({path.stat().st_size / 1e6:.0f} MB)"
     log(done)
     return splits, parts, seconds, False

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule import nn, runs
+from chainrule import nn
+from chainrule.data import files
 from chainrule.engine.errors import ConfigError, DataNotFoundError
 from chainrule.lessons import plots
+from chainrule.training import checkpoints
 
 TEMPLATE_PIXELS = 128  # a saved template is upscaled (nearest neighbour) to about this size
 
@@ -30,7 +32,7 @@ TEMPLATE_PIXELS = 128  # a saved template is upscaled (nearest neighbour) to abo
 def model_file(run: str | Path) -> Path:
     """The model file of a run folder (or the file itself)."""
     path = Path(run)
-    path = path / runs.MODEL_FILE if path.is_dir() else path
+    path = path / checkpoints.MODEL_FILE if path.is_dir() else path
     if not path.is_file():
         raise DataNotFoundError(f"no model at {path}: expected a run folder written by train")
     return path
@@ -59,7 +61,7 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
 
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
-    runs.atomic_write_bytes(path, buffer.getvalue())
+    files.atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
 
 
@@ -83,7 +85,7 @@ class Shown:
     paths: list[Path] = field(default_factory=list)
 
 
-def _title(saved: runs.SavedModel, run: Path) -> str:
+def _title(saved: checkpoints.SavedModel, run: Path) -> str:
     dataset = saved.meta.get("dataset", "")
     summary = run.parent / "summary.json" if run.is_file() else run / "summary.json"
     kind = "linear classifier" if isinstance(saved.model, nn.LinearClassifier) else "2-layer net"
@@ -107,7 +109,7 @@ def show_run(run: str | Path, out: str | Path | None = None) -> Shown:
     rows W1 (H, D).
     """
     path = model_file(run)
-    saved = runs.load_model(path)
+    saved = checkpoints.load_model(path)
     out = Path(out) if out is not None else path.parent
     out.mkdir(exist_ok=True)  # one level: a missing folder above it is the caller's mistake
     title = _title(saved, Path(run))
@@ -133,7 +135,10 @@ def plot_side_by_side(linear_run: str | Path, net_run: str | Path, path: str | P
     (right, up to 50 units), for runs on data of the same image shape."""
     import matplotlib.pyplot as plt
 
-    linear, net = runs.load_model(model_file(linear_run)), runs.load_model(model_file(net_run))
+    linear, net = (
+        checkpoints.load_model(model_file(linear_run)),
+        checkpoints.load_model(model_file(net_run)),
+    )
     if not isinstance(linear.model, nn.LinearClassifier):
         linear, net, linear_run, net_run = net, linear, net_run, linear_run
     if not isinstance(linear.model, nn.LinearClassifier) or not isinstance(net.model, nn.MLP):

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from chainrule import runs
+from chainrule.data import files
 from chainrule.engine.errors import (
     ChainruleError,
     ConfigError,
@@ -503,13 +503,13 @@ def _save_checkpoint(
         "history": state.history.to_json(),
         "model": model.config(),
     }
-    runs.save_arrays(path, arrays, meta)
+    files.save_arrays(path, arrays, meta)
 
 
 def _load_checkpoint(
     path: Path, model: Module, optimizer: Optimizer, rng: np.random.Generator, base_lr: float
 ) -> _TrainState:
-    arrays, meta = runs.load_arrays(path)
+    arrays, meta = files.load_arrays(path)
     if meta.get("model") != model.config():
         raise DataError(
             f"the checkpoint {path} is for model {meta.get('model')}, not {model.config()} "
@@ -549,7 +549,7 @@ def _load_checkpoint(
 
 def checkpoint_history(path: str | Path) -> History:
     """The history stored in a training checkpoint (DataError when it has none or a bad one)."""
-    _, meta = runs.load_arrays(path)
+    _, meta = files.load_arrays(path)
     try:
         return History.from_json(meta["history"])
     except (KeyError, TypeError, ValueError) as e:

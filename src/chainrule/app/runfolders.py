@@ -1,8 +1,5 @@
-"""A run on disk: atomic writes, the model file, checkpoints, the one-writer lock, run folders.
-
-Every file is written to a temporary name in the same folder, flushed to disk, then renamed over
-the old one: a reader (or a crash, or ``kill -9``) sees the old good file or the new good file,
-never a torn one. Weights are safetensors (no pickle: loading a model runs no code).
+"""Run folders: what marks a folder as a run, what chainrule writes there, the one-writer lock,
+and the list of runs.
 
 A run folder is one whose ``config.json`` carries ``"format": "chainrule-run-1"`` (runs made
 before that marker: a ``config.json`` beside a model or checkpoint file in chainrule's format).
@@ -16,37 +13,20 @@ import csv
 import itertools
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load as st_load
-from safetensors.numpy import save as st_save
+from chainrule.data.files import is_chainrule_file
+from chainrule.engine.errors import ConfigError, DataNotFoundError, RunLockedError
+from chainrule.training.checkpoints import CHECKPOINT_FILE, MODEL_FILE
 
-from chainrule.engine.errors import (
-    ChainruleError,
-    ConfigError,
-    DataError,
-    DataNotFoundError,
-    RunLockedError,
-)
-
-if TYPE_CHECKING:
-    from chainrule.data import Preprocessing
-    from chainrule.nn import Module
-
-MODEL_FILE = "model.safetensors"
-CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.csv"
 LOCK_FILE = ".lock"
-FORMAT = "chainrule-1"
 RUN_FORMAT = "chainrule-run-1"  # config.json's "format": what marks a folder as a run
 # Every name chainrule writes in a run folder (train, and show's pictures).
 RUN_FILES = (
@@ -66,24 +46,6 @@ RUN_FILES = (
 DEFAULT_RUNS_DIR = Path("runs")
 
 
-def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that the file is either the old one or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); give it the mode any new file would get
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def check_output_parent(path: str | Path, option: str = "--out") -> Path:
     """The rule for every path a user names for output (a file or a run folder): the folder it
     goes in must exist already. A typo must not become a tree of new folders somewhere.
@@ -100,50 +62,6 @@ def check_output_parent(path: str | Path, option: str = "--out") -> Path:
             "(create it first)"
         )
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """``atomic_write_bytes`` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode())
-
-
-def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Save named arrays and a JSON-able ``meta`` dict as one safetensors file, atomically."""
-    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    metadata = {"format": FORMAT, "meta": json.dumps(meta)}
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
-
-
-def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read what ``save_arrays`` wrote. A missing, corrupt or foreign file is a clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"no such file: {path}")
-    payload = path.read_bytes()
-    try:
-        tensors = st_load(payload)
-    except (SafetensorError, ValueError, OverflowError) as e:
-        raise DataError(f"{path} is not a valid safetensors file ({e})") from None
-    header_size = int.from_bytes(payload[:8], "little")
-    try:
-        header = json.loads(payload[8 : 8 + header_size])
-        metadata = header.get("__metadata__") or {}
-        if metadata.get("format") != FORMAT:
-            raise DataError(
-                f"{path} was not written by chainrule (format {metadata.get('format')})"
-            )
-        meta = json.loads(metadata["meta"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path} has unreadable metadata ({e})") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{path} has unreadable metadata (not an object)")
-    return tensors, meta
 
 
 @contextlib.contextmanager
@@ -169,97 +87,6 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-@dataclass
-class SavedModel:
-    """A model read back from its file, with what predictions on new images need."""
-
-    model: Module
-    preprocessing: Preprocessing
-    classes: list[str]
-    image_shape: tuple[int, ...]
-    meta: dict[str, Any]
-
-
-def save_model(
-    path: str | Path,
-    model: Module,
-    preprocessing: Preprocessing,
-    classes: Sequence[str],
-    image_shape: Sequence[int],
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Write the weights, the preprocessing numbers and the model's config as one safetensors file.
-
-    Tensors: ``param.<name>`` for each parameter, ``preprocessing.*`` for the fitted numbers.
-    Metadata: the model config, class names, image shape, and ``extra`` (e.g. the dataset name).
-    """
-    arrays = {f"param.{k}": v for k, v in model.state_dict().items()}
-    arrays.update(preprocessing.to_arrays())
-    meta = {
-        "model": model.config(),
-        "classes": list(classes),
-        "image_shape": list(image_shape),
-        **(extra or {}),
-    }
-    save_arrays(path, arrays, meta)
-
-
-def load_model(path: str | Path) -> SavedModel:
-    """Read a model file; refuse one whose tensors and metadata disagree, naming the mismatch."""
-    from chainrule.data import Preprocessing
-    from chainrule.nn import build_model
-
-    arrays, meta = load_arrays(path)
-    try:
-        config, classes = meta["model"], [str(c) for c in meta["classes"]]
-        image_shape = tuple(int(n) for n in meta["image_shape"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{path}: the model metadata lacks or garbles {e}") from None
-    params = {k[len("param.") :]: v for k, v in arrays.items() if k.startswith("param.")}
-    first = next(iter(params.values()), None)
-    if first is None:
-        raise DataError(f"{path}: the file holds no parameters")
-    try:
-        model = build_model(config, dtype=first.dtype)
-        model.load_state_dict(params)
-    except ChainruleError as e:
-        raise DataError(f"{path}: the tensors do not match the model metadata: {e}") from None
-    preprocessing = Preprocessing.from_arrays(arrays)
-    if preprocessing.num_features != model.input_size:
-        raise DataError(
-            f"{path}: preprocessing is for {preprocessing.num_features} features but the model "
-            f"takes {model.input_size}"
-        )
-    if len(classes) != model.num_classes:
-        raise DataError(
-            f"{path}: {len(classes)} class names for a model with {model.num_classes} outputs"
-        )
-    if int(np.prod(image_shape)) != model.input_size:
-        raise DataError(
-            f"{path}: image shape {image_shape} does not give {model.input_size} values"
-        )
-    for name, value in params.items():
-        if not np.all(np.isfinite(value)):
-            raise DataError(f"{path}: parameter {name} holds NaN or infinite values")
-    return SavedModel(model, preprocessing, classes, image_shape, meta)
-
-
-# --- run folders ----------------------------------------------------------------------------
-
-
-def is_chainrule_file(path: str | Path) -> bool:
-    """Whether ``path`` is a safetensors file written by chainrule (reads only its header)."""
-    try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size <= 100_000_000:
-                return False
-            header = json.loads(f.read(size))
-        return header["__metadata__"]["format"] == FORMAT
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def is_run_folder(path: str | Path) -> bool:
