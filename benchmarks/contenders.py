@@ -8,9 +8,11 @@ Every contender agrees on the work, so the seconds compare like with like:
 - plain SGD at the case's learning rate; epoch e shuffles with ``epoch_rng(e)``, whose
   first draw is the permutation (as in ``chainrule.fit``), and gathers batches by fancy indexing.
 
-The chainrule contender calls only the public API the README shows (``fit``, ``TwoLayerNet``,
-``LinearClassifier``, ``SGD``, ``Adam``, ``softmax_loss``, ``evaluate``), so one harness times
-two source trees of chainrule side by side (run.py --baseline).
+The chainrule contender calls only the public API the README shows, as attributes of the
+top-level package: ``chainrule.fit``, ``.evaluate``, ``.nn.TwoLayerNet``, ``.nn.LinearClassifier``,
+``.optim.SGD``, ``.optim.Adam``, ``.losses.softmax_loss``. Never a module path (the layers moved
+them), so one harness times two source trees of chainrule side by side, an old commit's and
+today's (run.py --baseline).
 """
 
 from __future__ import annotations
@@ -76,12 +78,14 @@ def subset(data: Any, rows: int) -> SimpleNamespace:
 
 
 def chainrule_model(case: Case) -> Any:
-    from chainrule.nn import LinearClassifier, TwoLayerNet
+    import chainrule
 
     rng = np.random.default_rng(0)
     if case.hidden_size is None:
-        return LinearClassifier(input_size=case.input_size, num_classes=case.num_classes, rng=rng)
-    return TwoLayerNet(
+        return chainrule.nn.LinearClassifier(
+            input_size=case.input_size, num_classes=case.num_classes, rng=rng
+        )
+    return chainrule.nn.TwoLayerNet(
         input_size=case.input_size,
         hidden_size=case.hidden_size,
         num_classes=case.num_classes,
@@ -111,10 +115,10 @@ def _chainrule_epochs(case: Case, data: Any, optimizer: Any, model: Any, epochs:
 
 def time_chainrule(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> dict[str, Any]:
     """chainrule's ``fit``; the time is EpochRecord.seconds (the steps, not the evaluation)."""
-    from chainrule.nn.optim import SGD
+    import chainrule
 
     model = chainrule_model(case)
-    optimizer = SGD(model.parameters(), learning_rate=case.learning_rate)
+    optimizer = chainrule.optim.SGD(model.parameters(), learning_rate=case.learning_rate)
     warmup = subset(data, warmup_steps * case.batch_size)
     for _ in _chainrule_epochs(case, warmup, optimizer, model, range(1)):
         pass
@@ -289,15 +293,14 @@ def time_floor(case: Case, data: Any, warmup_steps: int, timed_epochs: int) -> d
 
 def accuracy_chainrule(data: Any, max_epochs: int) -> dict[str, Any]:
     """The ACCURACY recipe with ``fit`` and Adam, an epoch at a time, until the target."""
-    from chainrule import evaluate
-    from chainrule.nn.optim import Adam
+    import chainrule
 
     model = chainrule_model(ACCURACY)
-    optimizer = Adam(model.parameters(), learning_rate=ACCURACY.learning_rate)
+    optimizer = chainrule.optim.Adam(model.parameters(), learning_rate=ACCURACY.learning_rate)
     seconds, accuracy = [], []
     for record in _chainrule_epochs(ACCURACY, data, optimizer, model, range(max_epochs)):
         seconds.append(record.seconds)
-        accuracy.append(evaluate(model, data.X_test, data.y_test))
+        accuracy.append(chainrule.evaluate(model, data.X_test, data.y_test))
         if accuracy[-1] >= ACCURACY_TARGET:
             break
     return {"seconds": seconds, "accuracy": accuracy}
