@@ -18,11 +18,11 @@ from PIL import Image
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.app import experiment
 from chainrule.data import load, load_image
 from chainrule.engine.tensor import Tensor
 from chainrule.lessons import circuit
 from chainrule.nn import optim
+from chainrule.training.config import ADDED_LATER, TrainConfig
 
 
 def blobs():
@@ -146,31 +146,31 @@ LIBRARY = [
     ("unknown dataset", lambda: load("imagenet"), cr.ConfigError, "unknown dataset 'imagenet'"),
     (
         "unknown model",
-        lambda: experiment.TrainConfig(model="resnet"),
+        lambda: TrainConfig(model="resnet"),
         cr.ConfigError,
         "--model must be one of linear-svm, softmax, two-layer, mlp, got 'resnet'",
     ),
     (
         "unknown optimizer",
-        lambda: experiment.TrainConfig(optimizer="rmsprop"),
+        lambda: TrainConfig(optimizer="rmsprop"),
         cr.ConfigError,
         "--optimizer must be one of sgd, momentum, nesterov, adam, got 'rmsprop'",
     ),
     (
         "unknown activation",
-        lambda: experiment.TrainConfig(activation="swish"),
+        lambda: TrainConfig(activation="swish"),
         cr.ConfigError,
         "--activation must be one of .*, got 'swish'",
     ),
     (
         "unknown loss",
-        lambda: experiment.TrainConfig(loss="hinge2"),
+        lambda: TrainConfig(loss="hinge2"),
         cr.ConfigError,
         "--loss must be one of softmax, svm, got 'hinge2'",
     ),
     (
         "unknown augmentation",
-        lambda: experiment.TrainConfig(augment="rotate"),
+        lambda: TrainConfig(augment="rotate"),
         cr.ConfigError,
         "--augment must be one of none, flip, got 'rotate'",
     ),
@@ -402,7 +402,7 @@ def wrong_type(value):
 
 
 def config_cases():
-    config = experiment.TrainConfig().to_json()
+    config = TrainConfig().to_json()
     cases = []
     for name, value in config.items():
         cases.append((f"{name} missing", name, None))
@@ -437,7 +437,7 @@ def test_a_bad_config_json_is_one_line(command, what, name, value, finished_run,
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lock"}
     args = ["evaluate", str(run)] if command == "evaluate" else ["train", "--resume", str(run)]
     code, lines = run_main(args, capsys)
-    if name in ("format", *experiment.ADDED_LATER) and value is None:  # an older run's
+    if name in ("format", *ADDED_LATER) and value is None:  # an older run's
         assert code == 0, lines
     else:
         assert code == 1, lines

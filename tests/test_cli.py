@@ -11,6 +11,7 @@ import pytest
 import chainrule
 from chainrule.app import cli, experiment
 from chainrule.app.cli import build_parser, main
+from chainrule.training.config import TrainConfig
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -44,7 +45,7 @@ def test_json_is_documented_on_every_command_that_has_it(command):
 
 def test_train_help_shows_the_defaults_of_the_config():
     parser = subcommands()["train"]
-    defaults = experiment.TrainConfig()
+    defaults = TrainConfig()
     shown = {a.dest: entry(parser, a) for a in parser._actions}
     for name in ("lr", "epochs", "batch_size", "val_size", "reg", "optimizer", "seed"):
         assert shown[name].endswith(f"(default: {getattr(defaults, name)})"), shown[name]

@@ -11,6 +11,7 @@ import pytest
 
 from chainrule.app import runfolders
 from chainrule.engine.errors import ConfigError
+from chainrule.training.config import TrainConfig
 
 # Libraries that take a large part of a second (or more) to import: only commands that use them
 # may import them, never `chainrule --help` or the parser.
@@ -98,7 +99,7 @@ def test_show_refuses_a_missing_folder_above_its_output(tmp_path):
     from chainrule.app import experiment
 
     run = tmp_path / "run"
-    experiment.train_run(experiment.TrainConfig(model="softmax", epochs=1), run, progress=False)
+    experiment.train_run(TrainConfig(model="softmax", epochs=1), run, progress=False)
     done = run_cli("show", str(run), "--out", "x/y", cwd=tmp_path)
     assert done.returncode == 2 and "--out x/y: the folder x does not exist" in done.stderr
     done = run_cli("show", str(run), "--compare", str(run), "--out", "x/f.png", cwd=tmp_path)

@@ -18,6 +18,7 @@ from chainrule.app.cli import main
 from chainrule.data import files
 from chainrule.nn import optim
 from chainrule.training import checkpoints
+from chainrule.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "checkpoint.safetensors"
@@ -72,7 +73,7 @@ def test_saved_model_predicts_exactly_what_it_predicted_before(digits_run):
     from chainrule.app import experiment
 
     out, summary = digits_run
-    config = experiment.TrainConfig.from_json(json.loads((out / "config.json").read_text()))
+    config = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
     data = experiment.load_data(config)
     saved = checkpoints.load_model(out / "model.safetensors")
     assert saved.classes == [str(i) for i in range(10)] and saved.image_shape == (8, 8)
@@ -409,7 +410,6 @@ def test_an_evaluation_needs_a_model_and_says_when_there_is_none(short_run, tmp_
 
 
 def test_relative_data_paths_are_stored_absolute(tmp_path, monkeypatch):
-    from chainrule.app import experiment
 
     images = tmp_path / "work" / "images"
     for split, count in (("train", 12), ("test", 4)):
@@ -441,7 +441,7 @@ def test_relative_data_paths_are_stored_absolute(tmp_path, monkeypatch):
     assert code == 0, err
     config = json.loads(Path("run/config.json").read_text())
     assert config["root"] == str(images)
-    assert experiment.TrainConfig(data_dir="~/data").data_dir == str(Path.home() / "data")
+    assert TrainConfig(data_dir="~/data").data_dir == str(Path.home() / "data")
     monkeypatch.chdir(tmp_path)  # elsewhere: evaluate and resume still find the images
     assert main(["evaluate", "work/run"]) == 0
     code, _, err = train("--resume", "work/run", "--epochs", "3")

@@ -120,6 +120,15 @@ def test_every_optimizer_descends_a_quadratic(name):
     assert np.abs(p.data).max() < 0.05
 
 
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_optimizer_state_counts_the_arrays_each_keeps_per_parameter(name):
+    """OPTIMIZER_STATE (the memory check's table) against the state an optimizer saves."""
+    params = [Tensor(np.ones((2, 3), np.float32), requires_grad=True) for _ in range(2)]
+    state = optim.optimizer_from_name(name, params, 0.1).state_dict()
+    assert sum(key.endswith(".1") for key in state) == optim.OPTIMIZER_STATE[name]
+    assert set(optim.OPTIMIZER_STATE) == set(optim.OPTIMIZERS)
+
+
 def test_axpy_in_place_through_a_scratch_array():
     y = np.ones((3, 4), np.float32)
     x = np.full((3, 4), 2.0, np.float32)

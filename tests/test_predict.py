@@ -15,6 +15,7 @@ from sklearn.datasets import load_digits
 
 from chainrule.app import experiment, predict
 from chainrule.engine.errors import ConfigError, DataNotFoundError
+from chainrule.training.config import TrainConfig
 
 
 def chainrule(*args: str) -> subprocess.CompletedProcess:
@@ -34,7 +35,7 @@ def private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "digits"
-    experiment.train_run(experiment.TrainConfig(epochs=20), out, progress=False)
+    experiment.train_run(TrainConfig(epochs=20), out, progress=False)
     return out
 
 
@@ -158,7 +159,7 @@ def test_a_colour_model_is_not_inverted_unless_asked(tmp_path):
                 image[..., channel] = 200
                 write(image, root / split / cls / f"{i}.png")
     run = tmp_path / "run"
-    config = experiment.TrainConfig(dataset="image-folder", root=str(root), epochs=3, batch_size=4)
+    config = TrainConfig(dataset="image-folder", root=str(root), epochs=3, batch_size=4)
     experiment.train_run(config, run, progress=False)
     white = np.full((6, 6, 3), 255, np.uint8)
     white[1:5, 1:5] = (200, 0, 0)

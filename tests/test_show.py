@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 
 from chainrule import data as cr_data
-from chainrule.app import experiment
+from chainrule import nn
 from chainrule.app.cli import main
 from chainrule.engine.errors import ConfigError, DataNotFoundError
 from chainrule.lessons import show
 from chainrule.training import checkpoints
+from chainrule.training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,10 @@ def runs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     data = cr_data.load("digits")
     for model in ("linear-svm", "two-layer"):
-        config = experiment.TrainConfig(model=model, hidden=[16])
-        net = experiment.build_model(config, data.num_features, data.num_classes)
+        config = TrainConfig(model=model, hidden=[16])
+        net = nn.build_model(
+            config.model_config(data.num_features, data.num_classes), config.weights_rng()
+        )
         (root / model).mkdir()
         checkpoints.save_model(
             root / model / checkpoints.MODEL_FILE,

@@ -105,10 +105,10 @@ RESUME_OPTIONS = {"resume", "epochs", "patience", "json", "quiet", "debug"}
 
 def _train_config(args: argparse.Namespace) -> Any:
     """The TrainConfig of the options, refusing those that do not apply to the model or data."""
-    from chainrule.app import experiment
+    from chainrule.training.config import LINEAR_MODELS, SETTINGS, TrainConfig
 
     given = _given(args)
-    if args.model in experiment.LINEAR_MODELS:
+    if args.model in LINEAR_MODELS:
         for name in ("hidden", "activation"):
             if name in given:
                 raise ConfigError(
@@ -121,12 +121,13 @@ def _train_config(args: argparse.Namespace) -> Any:
             f"--data-dir does not apply to --dataset {args.dataset}"
             + (f" ({where})" if where else " (it comes with scikit-learn)")
         )
-    return experiment.TrainConfig(**{name: getattr(args, name) for name in experiment.SETTINGS})
+    return TrainConfig(**{name: getattr(args, name) for name in SETTINGS})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a classifier and write its run folder, or continue a run with --resume."""
     from chainrule.app import experiment
+    from chainrule.training.config import SETTINGS
 
     def log(line: str) -> None:
         print(line, file=sys.stderr)
@@ -135,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume is not None:
             # A resumed run continues with its saved settings; a changed option would be ignored.
             given = _given(args)
-            options = [*experiment.SETTINGS, "out", "force"]
+            options = [*SETTINGS, "out", "force"]
             changed = [_flag(n) for n in options if n in given and n not in RESUME_OPTIONS]
             if changed:
                 raise ConfigError(
@@ -259,15 +260,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Check every parameter of a small model against finite differences."""
-    from chainrule.app import experiment, modelcheck
+    from chainrule.app import modelcheck
+    from chainrule.training.config import TrainConfig, check_setting
 
     if not 1 <= args.batch <= 200:
         raise ConfigError(f"--batch must be between 1 and 200 examples, got {args.batch}")
-    if args.reg < 0:
-        raise ConfigError(f"--reg must be >= 0, got {args.reg}")
+    check_setting("reg", args.reg, "--reg")
     if args.hidden < 1:
         raise ConfigError(f"--hidden must be a positive integer, got {args.hidden}")
-    config = experiment.TrainConfig(
+    config = TrainConfig(
         model=args.model, hidden=[args.hidden], activation=args.activation, loss=args.loss
     )
     report = modelcheck.check_model(config, batch=args.batch, reg=args.reg, seed=args.seed)
@@ -442,29 +443,30 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from chainrule.app import experiment, runfolders
+    from chainrule.app import runfolders
     from chainrule.lessons import graph
+    from chainrule.nn import build_model
     from chainrule.nn.losses import LOSSES
+    from chainrule.training.config import LINEAR_MODELS, TrainConfig, check_setting
 
     for path, option in ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out")):
         if path:
             runfolders.check_output_parent(path, option)
     hidden = args.hidden or ([10, 10] if args.model == "mlp" else [10])
-    config = experiment.TrainConfig(
+    config = TrainConfig(
         model=args.model, hidden=hidden, activation=args.activation, loss=args.loss
     )
     digits = load_digits()
     if not 1 <= args.batch <= len(digits.target):
         raise ConfigError(f"--batch must be from 1 to {len(digits.target)}, got {args.batch}")
-    if not args.reg >= 0:
-        raise ConfigError(f"--reg must be >= 0, got {args.reg}")
+    check_setting("reg", args.reg, "--reg")
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(len(digits.target), size=args.batch, replace=False)
     X = (digits.data[rows] / 16.0 - 0.3).astype(np.float32)
-    model = experiment.build_model(config, X.shape[1], 10)
+    model = build_model(config.model_config(X.shape[1], 10), config.weights_rng())
     sizes = (
         " x ".join(str(s) for s in (64, *hidden, 10))
-        if args.model in ("two-layer", "mlp")
+        if args.model not in LINEAR_MODELS
         else "64 x 10"
     )
     title = (
@@ -603,12 +605,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dot", metavar="FILE", help="also write it as DOT text (for graphviz)")
     p.set_defaults(func=cmd_circuit)
 
-    from chainrule import data as datasets
-    from chainrule import nn
-    from chainrule.app import experiment
-    from chainrule.nn import optim
+    from chainrule.app import predict, runfolders
+    from chainrule.training.config import SETTINGS, TrainConfig
 
-    defaults = experiment.TrainConfig()
+    # Every name and default of a setting comes from the one table (SETTINGS) and TrainConfig.
+    defaults = TrainConfig()
     p = sub.add_parser(
         "train",
         help="train a classifier and write a run folder (default: 2-layer net on the 8x8 digits)",
@@ -616,14 +617,14 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics.csv, model.safetensors (best-validation weights), checkpoint.safetensors, "
         "summary.json and PNG figures to a run folder, and print the test accuracy.",
     )
-    p.add_argument("--dataset", default=defaults.dataset, choices=datasets.DATASETS)
+    p.add_argument("--dataset", default=defaults.dataset, choices=SETTINGS["dataset"].choices)
     p.add_argument(
         "--data-dir",
         help="folder to look in first for the data files (default: $CHAINRULE_DATA, the cache "
         "folder, then a download)",
     )
     p.add_argument("--root", help="folder or archive of an image-folder dataset")
-    p.add_argument("--model", default=defaults.model, choices=experiment.MODELS)
+    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
     p.add_argument(
         "--hidden",
         type=int,
@@ -635,15 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--activation",
         default=defaults.activation,
-        choices=tuple(nn.ACTIVATIONS),
+        choices=SETTINGS["activation"].choices,
         help="the hidden layers' non-linearity (not for linear models)",
     )
     p.add_argument(
         "--loss",
-        choices=("softmax", "svm"),
+        choices=SETTINGS["loss"].choices,
         help="for two-layer and mlp (default: softmax; linear-svm uses svm, softmax softmax)",
     )
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=optim.OPTIMIZERS)
+    p.add_argument("--optimizer", default=defaults.optimizer, choices=SETTINGS["optimizer"].choices)
     p.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
     p.add_argument(
         "--lr-decay",
@@ -677,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--augment",
         default=defaults.augment,
-        choices=experiment.AUGMENTATIONS,
+        choices=SETTINGS["augment"].choices,
         help="make each training batch anew: flip = mirror a random half",
     )
     p.add_argument(
@@ -726,11 +727,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="List every run folder under DIR (found at any depth) with its dataset, "
         "model, test accuracy, epochs done of those planned, status and date.",
     )
-    p.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="where to look")
+    p.add_argument(
+        "dir",
+        nargs="?",
+        default=str(runfolders.DEFAULT_RUNS_DIR),
+        metavar="DIR",
+        help="where to look",
+    )
     p.add_argument(
         "--sort",
-        default="date",
-        choices=("date", "accuracy", "name"),
+        default=runfolders.RUN_SORTS[0],
+        choices=runfolders.RUN_SORTS,
         help="date: newest first; accuracy: highest first; name: alphabetical",
     )
     p.add_argument("--json", action="store_true", help="print the runs as one JSON list")
@@ -751,8 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--invert",
-        choices=("auto", "yes", "no"),
-        default="auto",
+        choices=predict.INVERT_CHOICES,
+        default=predict.INVERT_CHOICES[0],
         help="turn dark ink on white into the light ink on black that digits, MNIST and "
         "Fashion-MNIST models were trained on: auto does it, with a note, when the "
         "image's border and the training images' border disagree (grey models only)",
@@ -767,10 +774,12 @@ def build_parser() -> argparse.ArgumentParser:
         "analytic gradient of every parameter with one backward pass, and compare it with "
         "centred differences.",
     )
-    p.add_argument("--model", default="two-layer", choices=experiment.MODELS)
+    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
     p.add_argument("--hidden", type=int, default=10)
-    p.add_argument("--activation", default="relu", choices=("relu", "sigmoid", "tanh", "identity"))
-    p.add_argument("--loss", choices=("softmax", "svm"))
+    p.add_argument(
+        "--activation", default=defaults.activation, choices=SETTINGS["activation"].choices
+    )
+    p.add_argument("--loss", choices=SETTINGS["loss"].choices)
     p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
     p.add_argument("--reg", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
@@ -789,9 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_lesson_commands(sub: Any) -> None:
     """The commands that show the lessons: collapse, show, compare, graph."""
-    from chainrule import data as datasets
-    from chainrule.app import experiment
+    from chainrule.training.config import SETTINGS, TrainConfig
 
+    defaults = TrainConfig()
     p = sub.add_parser(
         "collapse",
         help="why a net needs its non-linearity: collapse, ReLU, and the spiral",
@@ -831,7 +840,7 @@ def _add_lesson_commands(sub: Any) -> None:
         "and on hand-designed features (HOG + hue histogram), print the test accuracies and "
         "times, and write them to OUT/compare.md. The settings of each row are in the table.",
     )
-    p.add_argument("--dataset", default="cifar10-jpeg", choices=datasets.DATASETS)
+    p.add_argument("--dataset", default="cifar10-jpeg", choices=SETTINGS["dataset"].choices)
     p.add_argument("--data-dir", help="folder to look in for the data files first")
     p.add_argument("--root", help="folder or archive of an image-folder dataset")
     p.add_argument("--max-train", type=int, help="use at most this many training images")
@@ -855,10 +864,12 @@ def _add_lesson_commands(sub: Any) -> None:
         "(and with --svg/--dot/--out draw) every gate from x and the weights through the loss "
         "and the L2 terms to the total loss: each tensor's shape or value and its gradient.",
     )
-    p.add_argument("--model", default="two-layer", choices=experiment.MODELS)
+    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
     p.add_argument("--hidden", type=int, nargs="+", metavar="H", help="default 10 (mlp: 10 10)")
-    p.add_argument("--activation", default="relu", choices=("relu", "sigmoid", "tanh", "identity"))
-    p.add_argument("--loss", choices=("softmax", "svm"))
+    p.add_argument(
+        "--activation", default=defaults.activation, choices=SETTINGS["activation"].choices
+    )
+    p.add_argument("--loss", choices=SETTINGS["loss"].choices)
     p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
     p.add_argument("--reg", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)

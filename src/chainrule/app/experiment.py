@@ -1,8 +1,8 @@
 """A training run from settings to a folder on disk, and reading that folder back.
 
-``TrainConfig`` holds every setting of a run as plain values (what ``config.json`` stores), each
-checked against one table, ``SETTINGS``; ``train_run`` turns it into objects, trains, and writes
-the run folder:
+``TrainConfig`` (``training.config``) holds every setting of a run as plain values (what
+``config.json`` stores), each checked against one table, ``SETTINGS``; ``train_run`` turns it into
+objects, trains, and writes the run folder:
 
     config.json        the settings, marked as a chainrule run
     metrics.csv        one row per epoch
@@ -23,11 +23,10 @@ import contextlib
 import dataclasses
 import itertools
 import json
-import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from chainrule.nn.losses import LOSSES
 from chainrule.training import checkpoints
 from chainrule.training import diagnostics as diag
 from chainrule.training.augment import HorizontalFlip
+from chainrule.training.config import LINEAR_MODELS, SETTINGS, TrainConfig
 from chainrule.training.loop import (
     EpochRecord,
     History,
@@ -53,199 +53,6 @@ from chainrule.training.loop import (
     fit,
     write_metrics_row,
 )
-
-MODELS = ("linear-svm", "softmax", "two-layer", "mlp")
-LINEAR_MODELS = ("linear-svm", "softmax")
-AUGMENTATIONS = ("none", "flip")
-
-
-# --- the settings and their rules -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting's rule: what it must be, in words, and the check; optional ones may be None."""
-
-    expected: str
-    check: Callable[[Any], bool]
-    optional: bool = False
-
-    def accepts(self, value: Any) -> bool:
-        return (value is None and self.optional) or (value is not None and self.check(value))
-
-
-def _integer(v: Any, least: int) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= least
-
-
-def _number(v: Any) -> bool:
-    return (
-        isinstance(v, int | float | np.integer | np.floating)
-        and not isinstance(v, bool)
-        and math.isfinite(v)
-    )
-
-
-def _one_of(names: tuple[str, ...] | list[str], optional: bool = False) -> Setting:
-    return Setting(f"one of {', '.join(names)}", lambda v: v in names, optional)
-
-
-def _lr_decay(v: Any) -> bool:
-    if v == "cosine":
-        return True
-    if isinstance(v, bool) or not isinstance(v, str | int | float):
-        return False
-    try:
-        gamma = float(v)
-    except ValueError:
-        return False
-    return 0 < gamma <= 1  # False for NaN too
-
-
-def _val_size(v: Any) -> bool:
-    return _integer(v, 1) or (_number(v) and not isinstance(v, int | np.integer) and 0 < v < 1)
-
-
-def _hidden(v: Any) -> bool:
-    return isinstance(v, list | tuple) and len(v) > 0 and all(_integer(h, 1) for h in v)
-
-
-# One table for every setting (as scikit-learn's _parameter_constraints): TrainConfig checks its
-# values against it, whether they come from the command line, the library or a config.json.
-SETTINGS: dict[str, Setting] = {
-    "dataset": _one_of(datasets.DATASETS),
-    "data_dir": Setting("a folder", lambda v: isinstance(v, str) and v != "", optional=True),
-    "root": Setting("a folder or archive", lambda v: isinstance(v, str) and v != "", True),
-    "model": _one_of(MODELS),
-    "hidden": Setting("a list of positive integers", _hidden),
-    "activation": _one_of(tuple(nn.ACTIVATIONS)),
-    "loss": _one_of(tuple(LOSSES), optional=True),
-    "optimizer": _one_of(optim.OPTIMIZERS),
-    "lr": Setting("a positive number", lambda v: _number(v) and v > 0),
-    "lr_decay": Setting("a factor per epoch in (0, 1], or 'cosine'", _lr_decay),
-    "reg": Setting("a number >= 0", lambda v: _number(v) and v >= 0),
-    "epochs": Setting("a positive integer", lambda v: _integer(v, 1)),
-    "batch_size": Setting("a positive integer", lambda v: _integer(v, 1)),
-    "seed": Setting("an integer >= 0", lambda v: _integer(v, 0)),
-    "val_size": Setting(
-        "a fraction in (0, 1) or a count >= 1 of the training images held out for validation "
-        "(training keeps the weights of the best validation epoch, so it needs at least one)",
-        _val_size,
-    ),
-    "standardize": Setting("true or false", lambda v: isinstance(v, bool)),
-    "max_train": Setting("a positive integer", lambda v: _integer(v, 1), optional=True),
-    "max_test": Setting("a positive integer", lambda v: _integer(v, 1), optional=True),
-    "augment": _one_of(AUGMENTATIONS),
-    "patience": Setting("a positive integer (epochs)", lambda v: _integer(v, 1), optional=True),
-}
-# Settings added after the first runs were saved: a config.json without them means this default.
-ADDED_LATER = {"augment": "none", "patience": None}
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run, as JSON-able values, checked against ``SETTINGS``.
-
-    Raises ConfigError naming the first setting that breaks its rule. ``data_dir`` and ``root``
-    are stored as absolute paths, so a run can be evaluated or resumed from any folder.
-    """
-
-    dataset: str = "digits"
-    data_dir: str | None = None
-    root: str | None = None
-    model: str = "two-layer"
-    hidden: list[int] = field(default_factory=lambda: [100])
-    activation: str = "relu"
-    loss: str | None = None  # None: svm for linear-svm, softmax otherwise
-    optimizer: str = "momentum"
-    lr: float = 0.05
-    lr_decay: str = "1.0"  # a factor per epoch, or "cosine"
-    reg: float = 1e-3
-    epochs: int = 50
-    batch_size: int = 64
-    seed: int = 0
-    val_size: float = 0.1
-    standardize: bool = False
-    max_train: int | None = None
-    max_test: int | None = None
-    augment: str = "none"  # or "flip"
-    patience: int | None = None  # stop after this many epochs without a better validation
-
-    def __post_init__(self) -> None:
-        for name, rule in SETTINGS.items():
-            value = getattr(self, name)
-            if not rule.accepts(value):
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{flag} must be {rule.expected}, got {value!r}")
-        self.hidden = [int(h) for h in self.hidden]
-        if self.model == "linear-svm" and self.loss not in (None, "svm"):
-            raise ConfigError("linear-svm is trained with the svm loss; use --model softmax")
-        if self.model == "softmax" and self.loss not in (None, "softmax"):
-            raise ConfigError(
-                "the softmax classifier uses the softmax loss; use --model linear-svm"
-            )
-        if self.model == "two-layer" and len(self.hidden) != 1:
-            raise ConfigError(
-                f"two-layer takes one hidden size, got {self.hidden}; use --model mlp"
-            )
-        if self.dataset == "image-folder" and self.root is None:
-            raise ConfigError(
-                "--dataset image-folder needs --root: a folder of train/<class>/ and "
-                "test/<class>/ images, or a .tar.gz of one"
-            )
-        if self.dataset != "image-folder" and self.root is not None:
-            raise ConfigError(f"--root is for --dataset image-folder, not {self.dataset}")
-        self.data_dir = _absolute(self.data_dir)
-        self.root = _absolute(self.root)
-
-    @property
-    def loss_name(self) -> str:
-        return self.loss or ("svm" if self.model == "linear-svm" else "softmax")
-
-    def schedule(self) -> optim.Schedule:
-        """The learning-rate schedule that ``lr_decay`` names."""
-        if str(self.lr_decay) == "cosine":
-            return optim.CosineDecay(self.epochs)
-        gamma = float(self.lr_decay)
-        return optim.Constant() if gamma == 1 else optim.StepDecay(gamma)
-
-    def to_json(self) -> dict[str, Any]:
-        """What config.json holds: chainrule's run marker, then every setting."""
-        return {"format": runfolders.RUN_FORMAT, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_json(cls, obj: Any, source: str = CONFIG_FILE) -> TrainConfig:
-        """The config ``to_json`` wrote. Anything else raises DataError naming ``source`` and the
-        setting: not an object, another format, an unknown or missing setting, a bad value."""
-        if not isinstance(obj, dict):
-            raise DataError(
-                f"{source} holds a JSON {type(obj).__name__}, not an object of settings"
-            )
-        obj = dict(obj)
-        fmt = obj.pop("format", runfolders.RUN_FORMAT)  # runs made before the marker have none
-        if fmt != runfolders.RUN_FORMAT:
-            raise DataError(f"{source}: format {fmt!r} is not {runfolders.RUN_FORMAT!r}")
-        unknown = sorted(set(obj) - set(SETTINGS))
-        if unknown:
-            raise DataError(
-                f"{source}: unknown setting {unknown[0]!r} (from a newer chainrule, or edited?)"
-            )
-        missing = [name for name in SETTINGS if name not in obj and name not in ADDED_LATER]
-        if missing:
-            raise DataError(f"{source}: the setting {missing[0]!r} is missing")
-        for name, value in obj.items():
-            rule = SETTINGS[name]
-            if not rule.accepts(value):
-                also = " or null" if rule.optional else ""
-                raise DataError(f"{source}: {name} is {value!r}; expected {rule.expected}{also}")
-        try:
-            return cls(**obj)
-        except ConfigError as e:
-            raise DataError(f"{source}: {e}") from None
-
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
@@ -281,17 +88,6 @@ def load_data(config: TrainConfig, log: Any = None, progress: bool = False) -> d
         log=log,
         progress=progress,
     )
-
-
-def build_model(config: TrainConfig, input_size: int, num_classes: int) -> nn.Module:
-    """The model a config names, initialized from the run's seed."""
-    rng = np.random.default_rng([config.seed, 1])
-    if config.model in LINEAR_MODELS:
-        return nn.LinearClassifier(input_size, num_classes, rng)
-    activation = nn.activation_from_name(config.activation)
-    if config.model == "two-layer":
-        return nn.TwoLayerNet(input_size, config.hidden[0], num_classes, rng, activation)
-    return nn.MLP([input_size, *config.hidden, num_classes], rng, activation)
 
 
 def make_augment(config: TrainConfig, data: datasets.Dataset) -> HorizontalFlip | None:
@@ -343,9 +139,6 @@ def smallest_pool(val_size: float | int, batch_size: int) -> int:
     return n
 
 
-OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}  # arrays per parameter
-
-
 def check_memory(config: TrainConfig, input_size: int, num_classes: int) -> None:
     """Refuse a model whose training would not fit in the memory available now.
 
@@ -357,7 +150,7 @@ def check_memory(config: TrainConfig, input_size: int, num_classes: int) -> None
     hidden = [] if config.model in LINEAR_MODELS else config.hidden
     sizes = [input_size, *hidden, num_classes]
     params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-    need = params * 4 * (4 + OPTIMIZER_STATE[config.optimizer])
+    need = params * 4 * (4 + optim.OPTIMIZER_STATE[config.optimizer])
     available = available_memory()
     if available is not None and need > available:
         raise OutOfMemoryError(
@@ -396,7 +189,9 @@ def _prepare(config: TrainConfig, log: Log | None = None, progress: bool = False
     check_splits(config, data)
     check_memory(config, data.num_features, data.num_classes)
     try:
-        model = build_model(config, data.num_features, data.num_classes)
+        model = nn.build_model(
+            config.model_config(data.num_features, data.num_classes), config.weights_rng()
+        )
         optimizer = optim.optimizer_from_name(config.optimizer, model.parameters(), config.lr)
     except MemoryError:
         raise OutOfMemoryError(
@@ -543,7 +338,7 @@ def _extended(
     if patience is not None:
         changes["patience"] = patience
     if epochs is not None:
-        if _integer(epochs, 1) and epochs < len(done):
+        if SETTINGS["epochs"].accepts(epochs) and epochs < len(done):
             raise ConfigError(
                 f"{run_dir} has already trained {len(done)} epochs; --epochs {epochs} cannot "
                 f"take them back (give more than {len(done)} to extend it)"
@@ -790,11 +585,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
 
 
 __all__ = [
-    "MODELS",
-    "SETTINGS",
-    "TrainConfig",
     "TrainingInterrupted",
-    "build_model",
     "evaluate_run",
     "load_data",
     "read_config",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from chainrule.engine.gradcheck import GradcheckReport, gradcheck
 from chainrule.engine.tensor import Tensor
+from chainrule.nn import build_model
 from chainrule.nn.losses import LOSSES, l2_penalty
-
-if TYPE_CHECKING:
-    from chainrule.app.experiment import TrainConfig
+from chainrule.training.config import TrainConfig
 
 
 def check_model(
@@ -22,14 +21,12 @@ def check_model(
     """
     from sklearn.datasets import load_digits
 
-    from chainrule.app.experiment import build_model
-
     rng = np.random.default_rng(seed)
     digits = load_digits()
     rows = rng.choice(len(digits.target), size=batch, replace=False)
     X = digits.data[rows] / 16.0 - 0.3
     y = digits.target[rows]
-    model = build_model(config, X.shape[1], 10)
+    model = build_model(config.model_config(X.shape[1], 10), config.weights_rng())
     params = dict(model.named_parameters())
     for p in params.values():
         p.data = p.data.astype(np.float64)

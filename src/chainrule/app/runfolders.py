@@ -22,12 +22,14 @@ from typing import Any
 from chainrule.data.files import is_chainrule_file
 from chainrule.engine.errors import ConfigError, DataNotFoundError, RunLockedError
 from chainrule.training.checkpoints import CHECKPOINT_FILE, MODEL_FILE
+from chainrule.training.config import CONFIG_FILE, RUN_FORMAT
 
-CONFIG_FILE = "config.json"
+# config.json (CONFIG_FILE) is what TrainConfig writes, and its "format" (RUN_FORMAT) is what
+# marks a folder as a run: both are defined beside TrainConfig, in training.config.
+
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.csv"
 LOCK_FILE = ".lock"
-RUN_FORMAT = "chainrule-run-1"  # config.json's "format": what marks a folder as a run
 # Every name chainrule writes in a run folder (train, and show's pictures).
 RUN_FILES = (
     CONFIG_FILE,

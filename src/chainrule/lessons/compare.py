@@ -37,6 +37,7 @@ from chainrule.engine.errors import ConfigError, DataError
 from chainrule.lessons import features
 from chainrule.nn import optim
 from chainrule.nn.losses import softmax_loss, svm_loss
+from chainrule.training import config
 from chainrule.training.loop import Splits, evaluate, fit
 
 FEATURES_VERSION = 1  # part of the cache key: bump it when the recipe in features.py changes
@@ -88,7 +89,8 @@ class RowSpec:
         return ", ".join(parts)
 
 
-MODELS = ("linear-svm", "softmax", "two-layer")
+# The models of the era table: the one table's (config.MODELS) without the deeper MLP.
+MODELS = tuple(m for m in config.MODELS if m != "mlp")
 
 # Chosen on the validation split of CIFAR-10 (JPEG), a few values each (see docs/tour.md).
 DEFAULT_ROWS: tuple[RowSpec, ...] = (
@@ -485,12 +487,9 @@ def train_row(
     """Train one row's model on float32 rows; returns (model, History, seconds)."""
     rng = np.random.default_rng([seed, 1])
     D = X_train.shape[1]
-    if spec.model in ("linear-svm", "softmax"):
-        model: nn.Module = nn.LinearClassifier(D, num_classes, rng)
-    elif spec.model == "two-layer":
-        model = nn.TwoLayerNet(D, spec.hidden, num_classes, rng)
-    else:
+    if spec.model not in MODELS:
         raise ConfigError(f"a row's model is one of {', '.join(MODELS)}, got {spec.model!r}")
+    model = nn.build_model(config.model_config(spec.model, D, num_classes, [spec.hidden]), rng)
     schedule = optim.StepDecay(spec.lr_decay) if spec.lr_decay != 1.0 else None
     start = time.perf_counter()
     history = fit(

@@ -276,6 +276,8 @@ class CosineDecay(Schedule):
 
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+# The arrays of state each keeps per parameter (velocity; Adam's m and v), for memory estimates.
+OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 
 
 def optimizer_from_name(name: str, params: Iterable[Tensor], learning_rate: float) -> Optimizer:

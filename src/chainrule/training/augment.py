@@ -51,3 +51,7 @@ class HorizontalFlip:
             flipped += self.offset
             out[chosen] = flipped
         return out
+
+
+# The names a run's settings may give (``config.SETTINGS["augment"]``): none, or HorizontalFlip.
+AUGMENTATIONS = ("none", "flip")

@@ -33,6 +33,7 @@ from chainrule.nn import Module
 from chainrule.nn.losses import LossFn, softmax_loss
 from chainrule.nn.optim import SGD, Constant, Optimizer, Schedule
 from chainrule.training import diagnostics as diag
+from chainrule.training.config import check_setting
 
 
 class Data(Protocol):
@@ -256,14 +257,11 @@ def fit(
     rng = rng if rng is not None else np.random.default_rng(0)
     optimizer = optimizer if optimizer is not None else SGD(model.parameters(), 1e-2)
     schedule = schedule if schedule is not None else Constant()
-    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
-    if not (isinstance(reg, (int, float)) and math.isfinite(reg) and reg >= 0):
-        raise ConfigError(f"regularization strength must be >= 0, got {reg!r}")
-    if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
-        raise ConfigError(f"patience must be a positive integer or None, got {patience!r}")
+    # the rules of a run's settings (config.SETTINGS), in the words of this function's arguments
+    check_setting("epochs", epochs)
+    check_setting("batch_size", batch_size, "batch size")
+    check_setting("reg", reg, "regularization strength", ">= 0")
+    check_setting("patience", patience, expected="a positive integer or None")
     check_data(model, data.X_train, data.y_train, "training data")
     check_data(model, data.X_val, data.y_val, "validation data")
     n = len(data.X_train)
