@@ -178,6 +178,17 @@ def test_readme_api_example_runs_as_written():
     assert 0.9 < float(done.stdout.strip().splitlines()[-1]) <= 1.0
 
 
+def test_every_python_block_of_the_readme_runs_as_written():
+    """The API example above, the engine in five lines, and any block added later."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"{code}\n{done.stderr}"
+
+
 def test_main_returns_exit_codes(capsys):
     assert main(["circuit", "x*y", "x=2", "y=3", "--json"]) == 0
     assert main(["circuit", "x*y", "x=2"]) == 2

@@ -774,15 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
         "analytic gradient of every parameter with one backward pass, and compare it with "
         "centred differences.",
     )
-    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
-    p.add_argument("--hidden", type=int, default=10)
-    p.add_argument(
-        "--activation", default=defaults.activation, choices=SETTINGS["activation"].choices
-    )
-    p.add_argument("--loss", choices=SETTINGS["loss"].choices)
-    p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
-    p.add_argument("--reg", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    _add_small_model_options(p, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gradcheck)
     _add_lesson_commands(sub)
@@ -796,11 +788,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_lesson_commands(sub: Any) -> None:
-    """The commands that show the lessons: collapse, show, compare, graph."""
+def _add_small_model_options(p: argparse.ArgumentParser, **hidden: Any) -> None:
+    """gradcheck's and graph's options: a small model on a few 8x8 digits, its names and defaults
+    from the one table. hidden: how --hidden is read (one size, or several)."""
     from chainrule.training.config import SETTINGS, TrainConfig
 
     defaults = TrainConfig()
+    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
+    p.add_argument("--hidden", type=int, **hidden)
+    p.add_argument(
+        "--activation", default=defaults.activation, choices=SETTINGS["activation"].choices
+    )
+    p.add_argument("--loss", choices=SETTINGS["loss"].choices)
+    p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
+    p.add_argument("--reg", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_lesson_commands(sub: Any) -> None:
+    """The commands that show the lessons: collapse, show, compare, graph."""
+    from chainrule.training.config import SETTINGS
+
     p = sub.add_parser(
         "collapse",
         help="why a net needs its non-linearity: collapse, ReLU, and the spiral",
@@ -864,15 +872,7 @@ def _add_lesson_commands(sub: Any) -> None:
         "(and with --svg/--dot/--out draw) every gate from x and the weights through the loss "
         "and the L2 terms to the total loss: each tensor's shape or value and its gradient.",
     )
-    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
-    p.add_argument("--hidden", type=int, nargs="+", metavar="H", help="default 10 (mlp: 10 10)")
-    p.add_argument(
-        "--activation", default=defaults.activation, choices=SETTINGS["activation"].choices
-    )
-    p.add_argument("--loss", choices=SETTINGS["loss"].choices)
-    p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
-    p.add_argument("--reg", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    _add_small_model_options(p, nargs="+", metavar="H", help="default 10 (mlp: 10 10)")
     p.add_argument(
         "--unfused",
         action="store_true",

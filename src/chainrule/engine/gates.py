@@ -22,7 +22,7 @@ Two things the engine tells a gate, and three a gate tells the engine:
 One gradient may come back unformed: a dense layer's weight gradient dᵀx is returned as an
 ``OuterProduct`` holding d and x. Formed, it is an ordinary array (``np.asarray`` forms it);
 left as factors, the optimizer can apply W <- b W - lr dᵀx as one BLAS call that writes into W,
-so the update costs no pass over W of its own (see ``chainrule.blas``).
+so the update costs no pass over W of its own (see ``chainrule.engine.blas``).
 
 Half precision: gates take float16 and keep it for their outputs and gradients, but every sum
 (a reduction, a broadcast input's gradient, a loss's mean) is accumulated in float32, as NumPy's
@@ -141,7 +141,7 @@ class OuterProduct:
     """The array ``d.T @ x``, kept as its two factors until someone needs it formed.
 
     d: (B, M), x: (B, N); the array is (M, N): a weight gradient summed over a batch of B rows.
-    ``form()`` (or ``np.asarray``) computes it; ``chainrule.blas.gemm_tn`` can instead add
+    ``form()`` (or ``np.asarray``) computes it; ``chainrule.engine.blas.gemm_tn`` can instead add
     ``alpha * d.T @ x`` straight into another array, which is what optimizers do with it.
     """
 
@@ -705,7 +705,7 @@ class SoftmaxCrossEntropy(Gate):
     scores: (N, K), labels y: (N,) given to the constructor (they get no gradient). out: 0-d.
     Stable: the row maximum is subtracted before exp. The gradient has the famous simple form
     dscores = (softmax(scores) - onehot(y)) / N, so the cache is just the probabilities.
-    Infinite scores take their limits, value and gradient alike (see ``chainrule.losses``): a
+    Infinite scores take their limits, value and gradient alike (see ``chainrule.nn.losses``): a
     row whose maximum is +inf has the softmax onehot(that class) when it is its only +inf, and is
     NaN when it has two or more. An empty batch is a ShapeError.
     """
@@ -779,7 +779,7 @@ class MulticlassHinge(Gate):
     scores: (N, K), labels y: (N,). out: 0-d. Margin 1. Each positive margin adds +1 to ds_j and
     -1 to ds_y. At a kink (a margin of exactly 0) the term contributes no gradient, as ReLU.
     Infinite margins are limits (+inf: a positive margin; -inf: 0); a NaN margin (inf - inf, or
-    a NaN score) makes the loss NaN and its row's gradient NaN (see ``chainrule.losses``). An
+    a NaN score) makes the loss NaN and its row's gradient NaN (see ``chainrule.nn.losses``). An
     empty batch is a ShapeError.
     """
 

@@ -36,7 +36,7 @@ from chainrule.data import Dataset, Preprocessing, files
 from chainrule.engine.errors import ConfigError, DataError
 from chainrule.lessons import features
 from chainrule.nn import optim
-from chainrule.nn.losses import softmax_loss, svm_loss
+from chainrule.nn.losses import LOSSES
 from chainrule.training import config
 from chainrule.training.loop import Splits, evaluate, fit
 
@@ -495,7 +495,7 @@ def train_row(
     history = fit(
         model,
         Splits(X_train, y_train, X_val, y_val),
-        loss=svm_loss if spec.model == "linear-svm" else softmax_loss,
+        loss=LOSSES[config.default_loss(spec.model)],
         optimizer=optim.Momentum(model.parameters(), spec.lr),
         epochs=spec.epochs,
         batch_size=min(spec.batch_size, len(X_train)),

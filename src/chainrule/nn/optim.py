@@ -10,8 +10,8 @@ dᵀx (``gates.OuterProduct``): the update adds ``-lr * dᵀx`` into the weights
 the matrix product itself, so the gradient is never written out and read back. And ``step`` takes
 the L2 penalty's gradient as ``decay * w``, folded into the same update (``fit`` passes
 ``2 * reg`` for the weights), so the penalty needs no gates and no pass of its own. The level-1
-updates (y <- a x + b y) are BLAS calls on NumPy's own BLAS (``chainrule.blas``): one threaded pass
-where NumPy needs two or three.
+updates (y <- a x + b y) are BLAS calls on NumPy's own BLAS (``chainrule.engine.blas``): one
+threaded pass where NumPy needs two or three.
 """
 
 from __future__ import annotations

@@ -131,6 +131,12 @@ def check_setting(
         raise ConfigError(f"{label or name} must be {expected or rule.expected}, got {value!r}")
 
 
+def default_loss(model: str) -> str:
+    """The loss (a name in ``nn.losses.LOSSES``) a model trains with when none is named: the
+    multiclass hinge for the linear SVM, softmax cross-entropy for every other model."""
+    return "svm" if model == "linear-svm" else "softmax"
+
+
 def model_config(
     model: str,
     input_size: int,
@@ -217,7 +223,7 @@ class TrainConfig:
 
     @property
     def loss_name(self) -> str:
-        return self.loss or ("svm" if self.model == "linear-svm" else "softmax")
+        return self.loss or default_loss(self.model)
 
     def model_config(self, input_size: int, num_classes: int) -> dict[str, Any]:
         """The model this config names, as the dict ``nn.build_model`` takes, for rows of
