@@ -1,4 +1,5 @@
-"""Splits and preprocessing: fitted on the training split only, applied identically elsewhere."""
+"""Splits, and preprocessing as a Dataset gets it: fitted on the training split only, applied
+identically elsewhere (the Preprocessing class alone: test_data_preprocessing.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from hypothesis import strategies as st
 
 from chainrule.data.dataset import (
     Dataset,
-    Preprocessing,
     build_dataset,
     gather_float32,
     split_indices,
@@ -92,33 +92,6 @@ def test_apply_to_new_rows_matches_the_splits_bit_for_bit(standardize):
     np.testing.assert_allclose(prep.invert(ds.X_test), X_test, atol=1e-3)
 
 
-def test_apply_does_not_touch_its_input_and_checks_the_width():
-    prep = Preprocessing(255.0, np.full(4, 0.5, dtype=np.float32))
-    X = np.full((2, 4), 255.0, dtype=np.float32)
-    out = prep.apply(X)
-    assert np.all(X == 255.0) and np.allclose(out, 0.5)
-    with pytest.raises(ShapeError, match=r"expected \(N, 4\)"):
-        prep.apply(np.zeros((2, 5)))
-    with pytest.raises(DataError, match="float32"):
-        prep.apply(np.zeros((2, 4)), inplace=True)
-
-
-@pytest.mark.parametrize("standardize", [False, True])
-def test_to_arrays_from_arrays_round_trip(standardize):
-    X_pool, y_pool, X_test, y_test = make_raw()
-    prep = build(X_pool, y_pool, X_test, y_test, standardize=standardize).preprocessing
-    arrays = prep.to_arrays()
-    assert all(isinstance(a, np.ndarray) for a in arrays.values())
-    assert set(arrays) == {"preprocessing.scale", "preprocessing.mean"} | (
-        {"preprocessing.std"} if standardize else set()
-    )
-    back = Preprocessing.from_arrays({**arrays, "W1": np.zeros(3)})
-    assert back.scale == prep.scale
-    np.testing.assert_array_equal(back.apply(X_test), prep.apply(X_test))
-    with pytest.raises(DataError, match=r"preprocessing\.mean"):
-        Preprocessing.from_arrays({"preprocessing.scale": np.array([255.0])})
-
-
 def test_val_split_is_deterministic_per_seed_and_differs_across_seeds():
     X_pool, y_pool, X_test, y_test = make_raw()
     a = build(X_pool, y_pool, X_test, y_test, seed=11)
@@ -187,7 +160,7 @@ def test_bad_labels_and_shapes_are_named():
 def test_splits_hold_one_float32_copy(monkeypatch):
     """The uint8 pool becomes float32 splits without a second full-size array alive at once
     (not even a uint8 copy of the training rows, a quarter of the float32 size)."""
-    monkeypatch.setattr("chainrule.data.dataset.CHUNK_ELEMENTS", 1 << 16)
+    monkeypatch.setattr("chainrule.data.preprocessing.CHUNK_ELEMENTS", 1 << 16)
     X_pool, y_pool, X_test, y_test = make_raw(n=20_000, m=2_000, D=256)
     final = 4 * (X_pool.size + X_test.size)  # the float32 splits themselves
     tracemalloc.start()
@@ -201,7 +174,7 @@ def test_splits_hold_one_float32_copy(monkeypatch):
 
 
 def test_gather_float32_converts_rows_in_chunks(monkeypatch):
-    monkeypatch.setattr("chainrule.data.dataset.CHUNK_ELEMENTS", 10)
+    monkeypatch.setattr("chainrule.data.preprocessing.CHUNK_ELEMENTS", 10)
     X = np.arange(60, dtype=np.uint8).reshape(20, 3)
     idx = np.array([5, 0, 19, 7, 7])
     np.testing.assert_array_equal(gather_float32(X, idx), X[idx].astype(np.float32))
