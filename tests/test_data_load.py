@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from chainrule.data import DATASETS, load
-from chainrule.data.paths import atomic_path, cache_dir, mirror_url, search_dirs
+from chainrule.data.paths import cache_dir, mirror_url, search_dirs
 from chainrule.engine.errors import ConfigError, DataNotFoundError
 
 
@@ -68,15 +66,3 @@ def test_mirror_url(monkeypatch):
     assert mirror_url("mnist", "a.gz", "https://x/") == "https://x/a.gz"
     monkeypatch.setenv("CHAINRULE_MIRROR", "http://127.0.0.1:8000/")
     assert mirror_url("mnist", "a.gz", "https://x/") == "http://127.0.0.1:8000/mnist/a.gz"
-
-
-def test_atomic_path_leaves_nothing_on_error(tmp_path):
-    dest = tmp_path / "out" / "file.bin"
-    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
-        Path(tmp).write_bytes(b"half")
-        raise RuntimeError("interrupted")
-    assert list((tmp_path / "out").iterdir()) == []
-    with atomic_path(dest) as tmp:
-        Path(tmp).write_bytes(b"whole")
-    assert dest.read_bytes() == b"whole"
-    assert list((tmp_path / "out").iterdir()) == [dest]

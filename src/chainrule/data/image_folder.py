@@ -33,7 +33,8 @@ import numpy as np
 
 from chainrule.data.download import check_digest, file_digest
 from chainrule.data.images import IMAGE_SUFFIXES, is_image_name, read_image, to_rgb
-from chainrule.data.paths import atomic_path, cache_dir, describe_search, file_key, search_dirs
+from chainrule.data.files import atomic_path
+from chainrule.data.paths import cache_dir, describe_search, file_key, search_dirs
 from chainrule.engine.errors import ChainruleError, DataError, DataNotFoundError
 
 SPLITS = ("train", "test")

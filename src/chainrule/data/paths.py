@@ -1,4 +1,4 @@
-"""Where datasets are looked for, where downloads and decoded arrays are kept, atomic writes.
+"""Where datasets are looked for, and where downloads and decoded arrays are kept.
 
 The search path, in order: the ``data_dir`` argument, ``$CHAINRULE_DATA``, then the cache folder
 (``$CHAINRULE_CACHE``, else ``$XDG_CACHE_HOME/chainrule``, else ``~/.cache/chainrule``). Each is
@@ -7,11 +7,9 @@ tried as it is and with a subfolder named after the dataset (``mnist/``, ``fashi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from chainrule.engine.errors import DataNotFoundError
@@ -39,8 +37,12 @@ def search_dirs(
     cache: str | Path | None = None,
     extra: Sequence[str | Path] = (),
 ) -> list[Path]:
-    """The folders to look in, in order; only those that exist. An explicit ``data_dir`` that
-    does not exist is an error (most likely a typo), not a silent fall-through to the cache."""
+    """The folders to look in for dataset ``subdir``, in order; only those that exist.
+
+    data_dir, ``$CHAINRULE_DATA`` and the cache folder (``cache_dir(cache)``), each as it is and
+    with ``subdir``, then the ``extra`` folders. An explicit ``data_dir`` that does not exist
+    raises DataNotFoundError (most likely a typo), not a silent fall-through to the cache.
+    """
     bases: list[Path] = []
     if data_dir is not None:
         path = Path(data_dir).expanduser()
@@ -87,23 +89,9 @@ def mirror_url(dataset: str, filename: str, default_base: str) -> str:
 
 
 def file_key(path: Path) -> str:
-    """A short hash of a file's resolved path, size and modification time: a cache key that
-    changes when the file is replaced, without reading its contents."""
+    """A short hash (16 hex digits of SHA-256) of a file's resolved path, size and modification
+    time: a cache key that changes when the file is replaced, without reading its contents.
+    Raises FileNotFoundError for a missing file."""
     stat = path.stat()
     text = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; on success rename it onto ``dest`` (atomic on one
-    file system), on any error delete it. Readers therefore see no file or a whole one."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
