@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.data import cifar10, idx, load
+from chainrule.data import cifar10, load, mnist
 from chainrule.data.download import download
+from chainrule.data.idx import IdxFile
 from chainrule.engine.errors import ChecksumError, ConfigError, DataError, DataNotFoundError
 
 IDX_NAMES = (
@@ -143,8 +144,8 @@ def serve_mnist(server, monkeypatch, prefix: str = "", md5s: dict | None = None)
         data = idx_gz(array)
         server.files[f"/{prefix}mnist/{name}.gz"] = data
         md5 = (md5s or {}).get(name, hashlib.md5(data).hexdigest())
-        files[name] = idx.IdxFile(name, md5)
-    source = idx.SOURCES["mnist"]
+        files[name] = IdxFile(name, md5)
+    source = mnist.SOURCES["mnist"]
     patched = dataclasses.replace(
         source,
         train_images=files[IDX_NAMES[0]],
@@ -152,7 +153,7 @@ def serve_mnist(server, monkeypatch, prefix: str = "", md5s: dict | None = None)
         test_images=files[IDX_NAMES[2]],
         test_labels=files[IDX_NAMES[3]],
     )
-    monkeypatch.setitem(idx.SOURCES, "mnist", patched)
+    monkeypatch.setitem(mnist.SOURCES, "mnist", patched)
     monkeypatch.setenv("CHAINRULE_MIRROR", f"{server.url}/{prefix}")
 
 

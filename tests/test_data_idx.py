@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.data import idx, load
-from chainrule.data.idx import IdxFile, load_idx, parse_idx, read_idx
+from chainrule.data import load, mnist
+from chainrule.data.idx import IdxFile, parse_idx, read_idx
+from chainrule.data.mnist import load_idx
 from chainrule.engine.errors import ChecksumError, DataError
 
 NAMES = {
@@ -164,7 +165,7 @@ def md5(data: bytes) -> str:
 def test_either_known_md5_is_accepted(tmp_path, monkeypatch, which):
     """A file matches by its .gz MD5 (as published) or by its decompressed MD5 (recompressed)."""
     arrays = write_idx_set(tmp_path)
-    source = idx.SOURCES["fashion-mnist"]
+    source = mnist.SOURCES["fashion-mnist"]
     files = {}
     for role, array in arrays.items():
         raw = idx_bytes(array)
@@ -174,7 +175,7 @@ def test_either_known_md5_is_accepted(tmp_path, monkeypatch, which):
         else:
             files[role] = IdxFile(NAMES[role], "0" * 32, md5(raw))
     patched = dataclasses.replace(source, extra_dirs=(), **files)
-    monkeypatch.setitem(idx.SOURCES, "fashion-mnist", patched)
+    monkeypatch.setitem(mnist.SOURCES, "fashion-mnist", patched)
     ds = load("fashion-mnist", data_dir=tmp_path, download=False)
     assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot"
     assert ds.X_test.shape == (20, 784)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.data import idx, image_folder, load
+from chainrule.data import image_folder, load, mnist
 from chainrule.data.image_folder import find_cifar10_jpeg, load_image_folder
 from conftest import FASHION_DIR, SHARED_DATA, require
 
@@ -51,7 +51,7 @@ def isolated_env(monkeypatch, tmp_path):
 
 def test_fashion_mnist_files_match_the_known_checksums():
     require(FASHION_DIR)
-    for file in idx.SOURCES["fashion-mnist"].files():
+    for file in mnist.SOURCES["fashion-mnist"].files():
         data = gzip.decompress((FASHION_DIR / f"{file.name}.gz").read_bytes())
         assert hashlib.md5(data).hexdigest() == file.raw_md5
 

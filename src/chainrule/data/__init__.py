@@ -14,7 +14,7 @@ from chainrule.data.cifar10 import load_cifar10
 from chainrule.data.dataset import Dataset, Preprocessing, build_dataset, split_indices
 from chainrule.data.digits import SCALE as DIGITS_SCALE
 from chainrule.data.digits import load_digits
-from chainrule.data.idx import load_idx
+from chainrule.data.mnist import load_idx
 from chainrule.data.image_folder import CIFAR10_JPEG, find_cifar10_jpeg, load_image_folder
 from chainrule.data.images import load_image, read_image
 from chainrule.engine.errors import ConfigError
