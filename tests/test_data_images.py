@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chainrule.data.images import fit_to_shape, load_image, on_white, read_image, resize
+from chainrule.data.image_modes import on_white
+from chainrule.data.images import fit_to_shape, load_image, read_image, resize
 from chainrule.engine.errors import DataError, DataNotFoundError, ShapeError
 
 

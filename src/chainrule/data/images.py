@@ -1,5 +1,8 @@
 """Reading one image file: the one rule that image folders (training) and ``predict`` share.
 
+``read_image`` opens a file with Pillow and ``decode`` converts it; the converter of each mode
+is in ``image_modes``.
+
 Every image becomes 8-bit grey (H, W) or 8-bit RGB (H, W, 3), the form the models are trained
 on. What can be converted without guessing is converted, and each conversion is stated in a
 note; the rest is refused with an error that names the file and its mode.
@@ -13,7 +16,8 @@ note; the rest is refused with an error that names the file and its mode.
     P (palette)              its colours; grey when every colour used is a grey, else RGB; a
                              transparent palette entry is composited on white like alpha
     CMYK, YCbCr              converted to RGB by Pillow (CMYK without a colour profile:
-                             R = 255 (1 - C)(1 - K), each channel in [0, 1])
+                             R = 255 (1 - C)(1 - K), each channel in [0, 1]; YCbCr by
+                             ITU-R BT.601 / JPEG's JFIF equations)
     anything else            refused (e.g. LAB, HSV, I;16S)
 
 Why white under transparency: a drawing saved with a transparent background (the usual way to
@@ -33,6 +37,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from chainrule.data.image_modes import CONVERTERS
 from chainrule.engine.errors import ChainruleError, DataError, DataNotFoundError, ShapeError
 
 if TYPE_CHECKING:
@@ -40,7 +45,6 @@ if TYPE_CHECKING:
 
 # The files an image folder and predict read; any other suffix is not an image to them.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 EXIF_ORIENTATION = 0x0112
 
 
@@ -54,6 +58,7 @@ class DecodedImage:
 
     @property
     def is_colour(self) -> bool:
+        """Whether the pixels are (H, W, 3) RGB rather than (H, W) grey."""
         return self.pixels.ndim == 3
 
 
@@ -63,33 +68,12 @@ def is_image_name(name: str) -> bool:
     return not base.startswith(".") and base.lower().endswith(IMAGE_SUFFIXES)
 
 
-def on_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite 8-bit ``colour`` (H, W) or (H, W, C) with ``alpha`` (H, W) on a white ground:
-    round((c * a + 255 * (255 - a)) / 255), exact in integers. Returns uint8 of colour's shape."""
-    c = colour.astype(np.int32)
-    a = alpha.astype(np.int32)
-    if c.ndim == 3:
-        a = a[..., None]
-    return ((c * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
-
-
-def _sixteen_to_eight(values: np.ndarray) -> np.ndarray:
-    """0..65535 -> 0..255, rounded half up (65535 -> 255, 257 * k -> k), exact in integers."""
-    return ((values.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
-
-
-def _grey_or_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) -> (H, W) when every pixel is grey (r = g = b), else unchanged."""
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-        return np.ascontiguousarray(rgb[..., 0])
-    return rgb
-
-
 def decode(image: Image, name: str) -> DecodedImage:
     """An opened Pillow image -> DecodedImage by the rules in this module's docstring.
 
-    name: how errors and notes name the file. Raises DataError naming the file and the mode
-    for a mode (or value range) that cannot be converted without guessing.
+    Returns (H, W) or (H, W, 3) uint8 pixels with the notes of every conversion made. name: how
+    errors and notes name the file. Raises DataError naming the file and the mode for a mode
+    (or value range) that cannot be converted without guessing.
     """
     from PIL import ImageOps
 
@@ -99,81 +83,22 @@ def decode(image: Image, name: str) -> DecodedImage:
     if image.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1):
         image = ImageOps.exif_transpose(image)
         notes.append("rotated as its EXIF orientation says")
-    mode = image.mode
-    if mode in ("L", "RGB"):
-        return DecodedImage(np.asarray(image, dtype=np.uint8), tuple(notes))
-    if mode == "RGBX":
-        return DecodedImage(np.asarray(image.convert("RGB"), dtype=np.uint8), tuple(notes))
-    if mode == "1":
-        notes.append("1-bit black and white read as 0 and 255")
-        return DecodedImage(np.asarray(image.convert("L"), dtype=np.uint8), tuple(notes))
-    if mode in SIXTEEN_BIT:
-        notes.append(f"16-bit grey ({mode}) scaled to 8 bits")
-        return DecodedImage(_sixteen_to_eight(np.asarray(image)), tuple(notes))
-    if mode == "I":
-        values = np.asarray(image)
-        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
-        if low < 0 or high > 65535:
-            raise DataError(
-                f"{name}: 32-bit integer grey (mode I) with values {low}..{high}; expected "
-                "0..65535 (16-bit grey) to know its scale"
-            )
-        notes.append("32-bit integer grey (I) read as 16-bit and scaled to 8 bits")
-        return DecodedImage(_sixteen_to_eight(values), tuple(notes))
-    if mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        if values.size and not (
-            np.isfinite(values).all() and 0 <= values.min() <= values.max() <= 1
-        ):
-            low, high = np.nanmin(values), np.nanmax(values)
-            raise DataError(
-                f"{name}: 32-bit float grey (mode F) with values {low:g}..{high:g}"
-                f"{' and NaN' if np.isnan(values).any() else ''}; expected values in [0, 1]"
-            )
-        notes.append("32-bit float grey (F) in [0, 1] scaled to 0..255")
-        return DecodedImage(np.floor(values * 255 + 0.5).astype(np.uint8), tuple(notes))
-    if mode == "LA":
-        la = np.asarray(image)
-        notes.append("grey with alpha (LA) composited on white")
-        return DecodedImage(on_white(la[..., 0], la[..., 1]), tuple(notes))
-    if mode in ("RGBA", "RGBa", "PA", "P"):
-        transparent = mode != "P" or "transparency" in image.info
-        if mode == "P":
-            notes.append(
-                "palette (P) with transparency composited on white"
-                if transparent
-                else "palette (P)"
-            )
-        elif mode == "PA":
-            notes.append("palette with alpha (PA) composited on white")
-        else:
-            notes.append(f"{mode} composited on white")
-        if transparent:
-            rgba = np.asarray(image.convert("RGBA"))
-            rgb = on_white(rgba[..., :3], rgba[..., 3])
-        else:
-            rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        if mode in ("P", "PA"):
-            rgb = _grey_or_rgb(rgb)
-            notes[-1] += " read as grey" if rgb.ndim == 2 else " read as RGB"
-        return DecodedImage(rgb, tuple(notes))
-    if mode == "CMYK":
-        notes.append("CMYK converted to RGB without a colour profile")
-        return DecodedImage(np.asarray(image.convert("RGB"), dtype=np.uint8), tuple(notes))
-    if mode == "YCbCr":
-        notes.append("YCbCr converted to RGB")
-        return DecodedImage(np.asarray(image.convert("RGB"), dtype=np.uint8), tuple(notes))
-    raise DataError(
-        f"{name}: mode {mode} cannot be read; expected grey (1, L, I;16, I, F), RGB, RGBA, LA, "
-        "palette, CMYK or YCbCr: convert it to RGB or grey first"
-    )
+    convert = CONVERTERS.get(image.mode)
+    if convert is None:
+        raise DataError(
+            f"{name}: mode {image.mode} cannot be read; expected grey (1, L, I;16, I, F), RGB, "
+            "RGBA, LA, palette, CMYK or YCbCr: convert it to RGB or grey first"
+        )
+    pixels, note = convert(image, name)
+    return DecodedImage(pixels, tuple(notes + ([note] if note else [])))
 
 
 def read_image(source: str | Path | IO[bytes], name: str | None = None) -> DecodedImage:
     """Open and decode one image file (a path or a binary file object) by the module's rules.
 
-    name: how errors and notes name it (default: the path). Raises DataNotFoundError for a
-    missing file, DataError for one Pillow cannot decode or a mode that is refused.
+    Returns a DecodedImage: (H, W) or (H, W, 3) uint8 pixels and the conversion notes. name: how
+    errors and notes name it (default: the path). Raises DataNotFoundError for a missing file,
+    DataError for a folder, a file Pillow cannot decode or a mode that is refused.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -199,7 +124,8 @@ def read_image(source: str | Path | IO[bytes], name: str | None = None) -> Decod
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) uint8 luma as Pillow computes it (ITU-R 601-2:
-    L = R 299/1000 + G 587/1000 + B 114/1000, rounded)."""
+    L = R 299/1000 + G 587/1000 + B 114/1000, rounded; the formula of Pillow's Image.convert
+    documentation)."""
     from PIL import Image
 
     return np.asarray(Image.fromarray(rgb, mode="RGB").convert("L"), dtype=np.uint8)
@@ -211,9 +137,12 @@ def to_rgb(grey: np.ndarray) -> np.ndarray:
 
 
 def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """8-bit pixels (H, W[, 3]) -> (height, width[, 3]). Shrinking averages the pixels each new
-    pixel covers (Pillow's box filter, the way the 8x8 digits were made from 32x32 bitmaps);
-    enlarging is bicubic."""
+    """8-bit pixels (H, W[, 3]) uint8 -> (height, width[, 3]) uint8, sizes in pixels.
+
+    Shrinking averages the pixels each new pixel covers (Pillow's box filter, like the way the
+    8x8 digits were made: counts of ink in 4x4 blocks of 32x32 bitmaps, as scikit-learn's
+    description of the UCI digits says); enlarging is bicubic.
+    """
     from PIL import Image
 
     shrink = height <= pixels.shape[0] and width <= pixels.shape[1]
@@ -226,9 +155,10 @@ def fit_to_shape(
 ) -> DecodedImage:
     """Make a decoded image the shape a model takes: (H, W) grey or (H, W, 3) colour.
 
+    decoded: (h, w) or (h, w, 3) uint8 pixels; image_shape: (H, W), (H, W, 1) or (H, W, 3).
     Colour becomes grey by ``to_grey``, grey becomes colour by repeating it; another size is
     resized (``resize``) when allow_resize, else a ShapeError names both sizes. Each change adds
-    a note.
+    a note. Raises ShapeError also for an image_shape that is no image shape.
     """
     shape = tuple(int(s) for s in image_shape)
     if len(shape) == 3 and shape[2] == 1:
@@ -259,7 +189,8 @@ def load_image(
     image_shape: (H, W) reads it as grey, (H, W, 3) as RGB, each by ``read_image``'s rules.
     pixel_max: 255 gives the [0, 255] scale; pass ``preprocessing.scale`` to get the raw units
     of a dataset whose pixels are not 0..255 (the digits' 0..16).
-    A file of another size raises ShapeError naming both sizes (``predict`` resizes instead).
+    A file of another size raises ShapeError naming both sizes (``predict`` resizes instead);
+    a missing or unreadable file raises as ``read_image`` does.
     """
     try:
         fitted = fit_to_shape(read_image(path), image_shape, allow_resize=False)
