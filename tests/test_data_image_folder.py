@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chainrule.data import image_folder, load, load_image
-from chainrule.data.image_folder import LocalArchive, load_image_folder
+from chainrule.data import cifar10_jpeg, image_decoder, load, load_image
+from chainrule.data.cifar10_jpeg import LocalArchive
+from chainrule.data.image_folder import load_image_folder
 from chainrule.engine.errors import ChecksumError, DataError, DataNotFoundError, ShapeError
 
 H, W = 5, 6  # unequal on purpose: a swapped height and width would show
@@ -124,7 +125,7 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(image_folder._Decoder, "add", no_decoding)
+    monkeypatch.setattr(image_decoder.ImageDecoder, "add", no_decoding)
     second = load_image_folder(root)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -365,11 +366,11 @@ def test_decoding_says_what_it_does_and_where_the_cache_is(tmp_path):
 def test_cifar10_jpeg_alias_verifies_sha256(tmp_path, monkeypatch):
     archive = write_archive(tmp_path / "data" / "cifar10-jpeg.tar.gz", image_files(fmt="JPEG"))
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
-    monkeypatch.setattr(image_folder, "CIFAR10_JPEG", LocalArchive("cifar10-jpeg.tar.gz", sha))
+    monkeypatch.setattr(cifar10_jpeg, "CIFAR10_JPEG", LocalArchive("cifar10-jpeg.tar.gz", sha))
     ds = load("cifar10-jpeg", data_dir=tmp_path / "data", val_size=0)
     assert ds.name == "cifar10-jpeg" and ds.image_shape == (H, W, 3)
     monkeypatch.setattr(
-        image_folder, "CIFAR10_JPEG", LocalArchive("cifar10-jpeg.tar.gz", "ab" * 32)
+        cifar10_jpeg, "CIFAR10_JPEG", LocalArchive("cifar10-jpeg.tar.gz", "ab" * 32)
     )
     with pytest.raises(ChecksumError, match="expected abab.*, got " + sha):
         load("cifar10-jpeg", data_dir=tmp_path / "data")

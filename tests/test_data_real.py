@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.data import image_folder, load, mnist
-from chainrule.data.image_folder import find_cifar10_jpeg, load_image_folder
+from chainrule.data import image_decoder, load, mnist
+from chainrule.data.cifar10_jpeg import find_cifar10_jpeg
+from chainrule.data.image_folder import load_image_folder
 from conftest import FASHION_DIR, SHARED_DATA, require
 
 CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
@@ -90,7 +91,7 @@ def test_cifar10_jpeg_second_load_is_cached(cifar_jpeg_cache, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(image_folder._Decoder, "add", no_decoding)
+    monkeypatch.setattr(image_decoder.ImageDecoder, "add", no_decoding)
     start = time.perf_counter()
     X_train, y_train, X_test, y_test, classes, shape = load_image_folder(
         find_cifar10_jpeg(SHARED_DATA, cifar_jpeg_cache), cifar_jpeg_cache

@@ -1,5 +1,10 @@
 """Datasets: one loader per source, one Dataset with train/val/test splits and preprocessing.
 
+Sources: ``digits`` (scikit-learn's 8x8 digits), ``mnist`` and ``fashion-mnist`` (IDX files:
+``mnist``, ``idx``), ``cifar10`` (the python batches), ``cifar10-jpeg`` and ``image-folder``
+(image files: ``cifar10_jpeg``, ``image_folder``). ``files``, ``paths`` and ``download`` are
+the shared plumbing; ``dataset`` splits and ``preprocessing`` holds the array math.
+
 ``load(name)`` finds (or downloads, checksummed) the raw pixels, holds a seeded, stratified
 validation split out of the training data, and centres (optionally standardizes) every split
 with numbers fitted on the training split alone. The test split is fixed by the source.
@@ -11,12 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chainrule.data.cifar10 import load_cifar10
-from chainrule.data.dataset import Dataset, Preprocessing, build_dataset, split_indices
+from chainrule.data.cifar10_jpeg import load_cifar10_jpeg
+from chainrule.data.dataset import Dataset, build_dataset, split_indices
 from chainrule.data.digits import SCALE as DIGITS_SCALE
 from chainrule.data.digits import load_digits
-from chainrule.data.mnist import load_idx
-from chainrule.data.image_folder import CIFAR10_JPEG, find_cifar10_jpeg, load_image_folder
+from chainrule.data.image_decoder import Arrays
+from chainrule.data.image_folder import load_image_folder
 from chainrule.data.images import load_image, read_image
+from chainrule.data.mnist import load_idx
+from chainrule.data.preprocessing import Preprocessing
 from chainrule.engine.errors import ConfigError
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar10-jpeg", "image-folder")
@@ -39,6 +47,9 @@ def load(
 ) -> Dataset:
     """Load dataset ``name`` (one of ``DATASETS``) as a preprocessed Dataset.
 
+    Returns X_train, X_val, X_test: (N, D) float32 rows, D = prod(image_shape) (64 for the
+    digits, 784 for MNIST, 3,072 for CIFAR-10), pixels scaled to [0, 1] and centred;
+    y_*: (N,) int64 in 0..C-1.
     data_dir: looked in first, before ``$CHAINRULE_DATA`` and the cache folder.
     val_size: the validation split, a fraction in [0, 1) or a count of the training data.
     seed: chooses the validation split (and the max_train subset); never the test split.
@@ -51,7 +62,9 @@ def load(
     log: gets the notes on converted images and skipped files of an image folder.
     progress: also say what a long first step does (decoding image files, then cached): a line
     to ``log`` as it starts and ends, and a bar on stderr meanwhile when it is a terminal.
-    X_*: (N, D) float32 rows; y_*: (N,) int64.
+    Raises ConfigError for an unknown name, root= with another dataset than image-folder (or
+    none with it) and bad split settings; DataNotFoundError, ChecksumError and DataError as
+    the source's loader raises them (missing, altered or corrupt files).
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
@@ -59,35 +72,11 @@ def load(
         raise ConfigError(
             f"dataset {name!r} with root={root!r}; expected root= exactly with 'image-folder'"
         )
-    scale = 255.0
-    if name == "digits":
-        arrays = load_digits()
-        scale = DIGITS_SCALE
-    elif name in ("mnist", "fashion-mnist"):
-        arrays = load_idx(name, data_dir, download, cache_dir)
-    elif name == "cifar10":
-        arrays = load_cifar10(data_dir, download, cache_dir)
-    elif name == "cifar10-jpeg":
-        archive = find_cifar10_jpeg(data_dir, cache_dir)
-        arrays = load_image_folder(
-            archive,
-            cache_dir,
-            log=log,
-            progress=progress,
-            expected_images=CIFAR10_JPEG.images,
-        )
-    else:
-        assert root is not None
-        arrays = load_image_folder(root, cache_dir, log=log, progress=progress)
-    X_pool, y_pool, X_test, y_test, classes, image_shape = arrays
+    arrays = _raw_arrays(name, data_dir, download, root, cache_dir, log, progress)
+    scale = DIGITS_SCALE if name == "digits" else 255.0
     return build_dataset(
         name,
-        X_pool,
-        y_pool,
-        X_test,
-        y_test,
-        classes,
-        image_shape,
+        *arrays,
         scale,
         val_size=val_size,
         seed=seed,
@@ -95,6 +84,29 @@ def load(
         max_train=max_train,
         max_test=max_test,
     )
+
+
+def _raw_arrays(
+    name: str,
+    data_dir: str | Path | None,
+    download: bool,
+    root: str | Path | None,
+    cache: str | Path | None,
+    log: Callable[[str], None] | None,
+    progress: bool,
+) -> Arrays:
+    """The source's raw arrays: X_train (N, D) uint8, y_train (N,) int64, X_test, y_test, the
+    class names and the image shape, from the one loader that serves ``name``."""
+    if name == "digits":
+        return load_digits()
+    if name in ("mnist", "fashion-mnist"):
+        return load_idx(name, data_dir, download, cache)
+    if name == "cifar10":
+        return load_cifar10(data_dir, download, cache)
+    if name == "cifar10-jpeg":
+        return load_cifar10_jpeg(data_dir, cache, log=log, progress=progress)
+    assert root is not None
+    return load_image_folder(root, cache, log=log, progress=progress)
 
 
 __all__ = [
