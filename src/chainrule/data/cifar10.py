@@ -1,10 +1,16 @@
 """CIFAR-10 in its official python-pickle form (``cifar-10-batches-py``).
 
+The layout, as the CIFAR-10 page (https://www.cs.toronto.edu/~kriz/cifar.html) defines it: five
+training batches ``data_batch_1..5`` and one ``test_batch`` of 10,000 images each, and
+``batches.meta`` with the 10 ``label_names``. A batch is a pickled dict: ``data``, a 10000x3072
+uint8 array whose rows hold three 32x32 planes, R then G then B, each row-major; ``labels``, a
+list of 10,000 numbers in 0..9. The planes are reordered to (H, W, C), so image_shape is
+(32, 32, 3).
+
 A pickle can run any code while it loads, so the batches are read with an unpickler that knows
 only the few globals these files contain (the constructors numpy pickles an array with, at any
 pickle protocol, and its dtype); any other global, such as ``os.system``, is refused before it is
-called. Each data row holds 3,072 bytes as three
-32x32 planes, R then G then B; they are reordered to (H, W, C) so image_shape is (32, 32, 3).
+called.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ class RemoteArchive:
     md5: str | None
 
 
-# Module level, so tests can monkeypatch it to serve their own small archive.
+# Module level, so tests can monkeypatch it to serve their own small archive. The MD5 is the one
+# the CIFAR-10 page publishes for the python version.
 ARCHIVE = RemoteArchive(
     base_url="https://www.cs.toronto.edu/~kriz/",
     filename="cifar-10-python.tar.gz",
@@ -54,10 +61,11 @@ ARCHIVE = RemoteArchive(
 # numpy pickles an array as _reconstruct(ndarray, shape, dtype) plus its state; Python 3 pickles
 # at protocol 2 wrap bytes in _codecs.encode. From protocol 5 on, numpy pickles a contiguous
 # array as _frombuffer(bytes, dtype, shape, order) instead, which only views bytes as an array
-# (np.frombuffer refuses object dtypes). Both functions are taken from a live array, so this
-# works whether numpy calls its module numpy.core (1.x) or numpy._core (2.x).
+# (np.frombuffer refuses object dtypes). Both functions are taken from a live array, and both
+# module names are allowed: a pickle names the module of the numpy that wrote it (numpy.core in
+# 1.x, numpy._core in 2.x).
 _RECONSTRUCT = np.zeros(1).__reduce__()[0]
-_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # (numpy >= 1.16; before, _reconstruct again)
+_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
@@ -78,6 +86,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        """The allowed global ``module.name``; DataError naming it for any other."""
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -88,7 +97,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def unpickle(path: Path) -> Any:
-    """Load one pickle file with the RestrictedUnpickler; any failure is a DataError."""
+    """Load one pickle file with the RestrictedUnpickler and return what it holds.
+
+    Any failure is a DataError naming the file: unreadable, a refused global, a corrupt pickle.
+    """
     try:
         with open(path, "rb") as f:
             return RestrictedUnpickler(f, str(path)).load()
@@ -109,7 +121,11 @@ def _get(batch: dict, key: str, path: Path) -> Any:
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file -> X (n, 3072) uint8 in (H, W, C) order, y (n,) int64."""
+    """One batch file -> X (n, 3072) uint8 in (H, W, C) order, y (n,) int64 in 0..9.
+
+    Raises DataError naming the file for a pickle that is not a batch dict, data that is not
+    (n, 3072) uint8, labels that are not n integers in 0..9 (and as ``unpickle`` does).
+    """
     batch = unpickle(path)
     if not isinstance(batch, dict):
         raise DataError(f"{path}: unpickled a {type(batch).__name__}; expected a dict")
@@ -133,7 +149,10 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_meta(path: Path) -> list[str]:
-    """The class names from ``batches.meta``."""
+    """The 10 class names from ``batches.meta`` (``label_names``), as str.
+
+    Raises DataError naming the file for anything but a dict with a list of 10 names.
+    """
     meta = unpickle(path)
     if not isinstance(meta, dict):
         raise DataError(f"{path}: unpickled a {type(meta).__name__}; expected a dict")
@@ -149,7 +168,8 @@ def _is_complete(folder: Path) -> bool:
 
 def extract(archive: Path, cache: str | Path | None = None) -> Path:
     """Extract the batch files of ``archive`` into the cache (once per archive version); returns
-    the ``cifar-10-batches-py`` folder. Verifies the archive's MD5 first when one is known.
+    the ``cifar-10-batches-py`` folder. Verifies the archive's MD5 first when one is known
+    (ChecksumError); a corrupt archive, a missing or irregular member is a DataError.
 
     Safe by construction: only the seven expected members are read, only as regular files, and
     each is written to a path built here from its known base name, so no member name (``../``,
@@ -200,7 +220,9 @@ def locate(
     cache: str | Path | None = None,
 ) -> Path:
     """The folder holding the batch files: found in the search path (as a folder or as the
-    official tarball, which is then extracted), else downloaded into the cache."""
+    official tarball, which is then extracted), else downloaded into the cache when
+    download_missing. Raises DataNotFoundError naming where it looked when neither is found and
+    download_missing is False, and the errors of ``download.download`` and ``extract``."""
     for folder in search_dirs("cifar10", data_dir, cache):
         for candidate in (folder / FOLDER, folder):
             if _is_complete(candidate):
@@ -223,8 +245,13 @@ def load_cifar10(
     download_missing: bool = True,
     cache: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], tuple[int, int, int]]:
-    """Returns X_train (50000, 3072) uint8 in (H, W, C) order, y_train (50000,) int64,
-    X_test (10000, 3072), y_test (10000,), the class names and the image shape (32, 32, 3)."""
+    """Load CIFAR-10 as raw pixels (see ``locate`` for where from).
+
+    Returns X_train (50000, 3072) uint8 in (H, W, C) order, y_train (50000,) int64, X_test
+    (10000, 3072) uint8, y_test (10000,) int64, the class names and the image shape (32, 32, 3)
+    (fewer rows for smaller batch files). Raises what ``locate``, ``read_meta`` and
+    ``read_batch`` raise.
+    """
     folder = locate(data_dir, download_missing, cache)
     classes = read_meta(folder / META_FILE)
     parts = [read_batch(folder / name) for name in TRAIN_FILES]
