@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,18 +17,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from chainrule.data import files
+from chainrule.lessons.atomic import save_atomically
 from chainrule.training.loop import History
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    import io
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (110 dpi, cropped to its content) atomically, then close it.
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    files.atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    Returns ``Path(path)``; raises OSError where the folder is missing or not writable."""
+    try:
+        return save_atomically(
+            path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        )
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
@@ -48,7 +51,7 @@ def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
     ax_acc.legend(loc="lower right")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def to_image(row: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
@@ -58,12 +61,16 @@ def to_image(row: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
-def _show(ax: plt.Axes, image: np.ndarray, title: str | None = None) -> None:
+def show_image(
+    ax: plt.Axes, image: np.ndarray, title: str | None = None, **title_style: Any
+) -> None:
+    """Draw an image (H, W) in grey or (H, W, 3) in colour, values in [0, 1], in ``ax``: sharp
+    pixels, no ticks, ``title`` above (9 pt unless ``title_style`` says otherwise)."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, **{"fontsize": 9, **title_style})
 
 
 def plot_templates(
@@ -82,11 +89,11 @@ def plot_templates(
     )
     for i, ax in enumerate(axes.flat):
         if i < k:
-            _show(ax, to_image(W[i], image_shape), classes[i])
+            show_image(ax, to_image(W[i], image_shape), classes[i])
         else:
             ax.axis("off")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_features(
@@ -105,11 +112,11 @@ def plot_features(
     )
     for i, ax in enumerate(axes.flat):
         if i < n:
-            _show(ax, to_image(W1[i], image_shape))
+            show_image(ax, to_image(W1[i], image_shape))
         else:
             ax.axis("off")
     fig.suptitle(f"{title} ({n} of {len(W1)} hidden units)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -143,7 +150,7 @@ def plot_confusion(
             for j in range(k):
                 color = "white" if matrix[i, j] > threshold else "black"
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_diagnostics(history: History, path: str | Path, title: str = "") -> Path:
@@ -188,4 +195,4 @@ def plot_diagnostics(history: History, path: str | Path, title: str = "") -> Pat
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
