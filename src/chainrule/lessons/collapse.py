@@ -72,7 +72,10 @@ def collapse(
     num_classes: int = 3,
     n_points: int = 4000,
 ) -> Collapse:
-    """Lessons 1 and 2 on a random net (float64) and n_points random inputs (n_points, D)."""
+    """Lessons 1 and 2 on a random net (float64) and n_points random inputs (n_points, D).
+
+    input_size D, hidden_size H, num_classes K: the net's sizes (W1 [H x D], W2 [K x H]); the
+    weights, biases and inputs are drawn from ``rng``. Returns the numbers as a Collapse."""
     net = _random_net(input_size, hidden_size, num_classes, rng, nn.Identity())
     X = rng.standard_normal((n_points, input_size))
     W1, b1, W2, b2 = (p.data for p in net.parameters())
@@ -122,6 +125,7 @@ class SpiralSettings:
     reg: float = 1e-3
 
     def describe(self) -> str:
+        """The settings as one line, for the command's report."""
         return (
             f"{self.n_per_class * self.num_classes} points, softmax loss, momentum 0.9, "
             f"batch {self.batch_size}, {self.epochs} epochs, reg {self.reg:g}; "
@@ -146,7 +150,10 @@ def spiral(rng: np.random.Generator, settings: SpiralSettings | None = None) -> 
     """Train a linear softmax classifier and a 2-layer ReLU net on the spiral (float64).
 
     The question is what each model CAN fit, so both are scored on the points they were trained
-    on (the validation split fit() watches is the training data itself).
+    on (the validation split fit() watches is the training data itself). settings: sizes and
+    training settings (SpiralSettings() by default); rng: the data's, weights' and batches'
+    randomness. Raises what ``fit`` raises (e.g. DivergenceError for a learning rate far too
+    high).
     """
     s = settings or SpiralSettings()
     start = time.perf_counter()

@@ -34,7 +34,9 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
-    """Loss per epoch (left) and train/validation accuracy per epoch (right), as a PNG."""
+    """Loss per epoch (left) and train/validation accuracy per epoch (right), as a PNG at
+    ``path`` (returned), with the kept (best validation) epoch marked. Raises OSError where it
+    cannot be written."""
     epochs = history.epoch
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, history.loss, marker="o", ms=3, color="tab:red")
@@ -80,7 +82,8 @@ def plot_templates(
     path: str | Path,
     title: str = "class templates: the rows of W",
 ) -> Path:
-    """A linear classifier's rows W (K, D) as K images, each titled with its class."""
+    """A linear classifier's rows W (K, D) as K images (H, W[, C]) = image_shape, each titled
+    with its class, five to a row; a PNG at ``path`` (returned)."""
     k = len(W)
     cols = min(k, 5)
     rows = math.ceil(k / cols)
@@ -103,7 +106,8 @@ def plot_features(
     max_units: int = 100,
     title: str = "first-layer features: rows of W1",
 ) -> Path:
-    """A net's first-layer rows W1 (H, D) as a grid of images (the first ``max_units``)."""
+    """A net's first-layer rows W1 (H, D) as a square grid of images of ``image_shape`` (the
+    first ``max_units`` rows); a PNG at ``path`` (returned)."""
     n = min(len(W1), max_units)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -120,7 +124,8 @@ def plot_features(
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts (K, K): row = true class, column = predicted class."""
+    """Counts (K, K) int64: row = true class, column = predicted class, for labels y_true (N,)
+    and y_pred (N,) in 0..K-1 (K = num_classes); a label of K or more raises IndexError."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return matrix
@@ -133,7 +138,9 @@ def plot_confusion(
     path: str | Path,
     title: str = "confusion matrix (test)",
 ) -> Path:
-    """The confusion matrix with counts in the cells and class names on both axes."""
+    """The confusion matrix of labels y_true (N,) and y_pred (N,) with counts in the cells (up
+    to 20 classes) and class names on both axes, the accuracy in the title; a PNG at ``path``
+    (returned)."""
     k = len(classes)
     matrix = confusion_matrix(y_true, y_pred, k)
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
@@ -155,7 +162,9 @@ def plot_confusion(
 
 def plot_diagnostics(history: History, path: str | Path, title: str = "") -> Path:
     """Per epoch: update/weight ratio and gradient norm per parameter (log scales), and the
-    fraction of dead or saturated hidden units, with the healthy ranges marked."""
+    fraction of dead or saturated hidden units, with the healthy ranges marked (an update of
+    about 1e-3 of the weight per step: CS231n's rule of thumb). A PNG at ``path`` (returned).
+    """
     epochs = history.epoch
     keys = list(history.epochs[0].diagnostics) if history.epochs else []
     units = [k for k in keys if k.startswith(("dead_relu/", "saturated/"))]

@@ -30,7 +30,8 @@ TEMPLATE_PIXELS = 128  # a saved template is upscaled (nearest neighbour) to abo
 
 
 def model_file(run: str | Path) -> Path:
-    """The model file of a run folder (or the file itself)."""
+    """The model file of a run folder (or the file itself). Raises DataNotFoundError where
+    there is none."""
     path = Path(run)
     path = path / checkpoints.MODEL_FILE if path.is_dir() else path
     if not path.is_file():
@@ -66,7 +67,8 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
 def save_templates(
     W: np.ndarray, image_shape: Sequence[int], classes: Sequence[str], folder: str | Path
 ) -> list[Path]:
-    """One PNG per class, ``folder/<class>.png``: the rows of W (K, D) as upscaled images."""
+    """One PNG per class, ``folder/<class>.png`` (folder made if missing): the rows of W (K, D)
+    as images of ``image_shape`` upscaled to about TEMPLATE_PIXELS px. Returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return [
@@ -104,7 +106,8 @@ def show_run(run: str | Path, out: str | Path | None = None) -> Shown:
 
     Linear model: ``templates/<class>.png`` (one upscaled template per class) and
     ``templates.png`` (all of them, titled). Net: ``features.png``, a grid of the first layer's
-    rows W1 (H, D).
+    rows W1 (H, D). Raises DataNotFoundError for a run without a model, DataError for an
+    unreadable one, ConfigError for a model of another kind.
     """
     path = model_file(run)
     saved = checkpoints.load_model(path)

@@ -34,14 +34,17 @@ class Box:
 
     @property
     def left(self) -> float:
+        """x of the left edge, px."""
         return self.x - self.width / 2
 
     @property
     def right(self) -> float:
+        """x of the right edge, px."""
         return self.x + self.width / 2
 
     @property
     def top(self) -> float:
+        """y of the top edge, px (y grows downwards, as in SVG)."""
         return self.y - self.height / 2
 
 
