@@ -121,6 +121,30 @@ def test_a_training_step_graph(unfused):
     assert len(found["value"]) == len(drawn.nodes)
 
 
+def test_the_built_graph_is_data_a_renderer_can_use(cheatsheet):
+    assert cheatsheet.edges() == [("x", "q"), ("y", "q"), ("q", "f"), ("z", "f")]
+    by_id = {n.id: n for n in cheatsheet.nodes}
+    assert [by_id[k].gate for k in "xyzqf"] == [None, None, None, "add", "mul"]
+    assert float(by_id["q"].forward) == 3 and float(by_id["q"].backward) == -4
+    assert float(by_id["z"].backward) == 3 and by_id["z"].shape == ()
+    boxes = graph.layout(cheatsheet)
+    assert [boxes[k].shape for k in "xqf"] == ["rect", "circle", "circle"]
+    assert boxes["q"].width == boxes["q"].height == 40
+
+
+def test_a_step_graph_carries_the_arrays():
+    drawn, model, loss, dW1 = two_layer_step(unfused=False)
+    by_name = {n.name or n.label: n for n in drawn.nodes}
+    W1 = by_name["W1"]
+    assert W1.shape == (4, 5) and W1.kind == "param" and W1.gate is None
+    np.testing.assert_array_equal(W1.forward, model.W1.data)
+    np.testing.assert_array_equal(W1.backward, dW1)
+    assert by_name["x"].backward is None and by_name["x"].shape == (6, 5)
+    assert by_name["h1"].gate == "affine_relu" and by_name["h1"].label == "affine+ReLU"
+    assert float(by_name["loss"].forward) == loss and float(by_name["loss"].backward) == 1
+    assert len(drawn.edges()) == sum(len(set(n.inputs)) for n in drawn.nodes)
+
+
 def test_cli_circuit_writes_svg_and_dot(tmp_path, capsys):
     svg, dot = tmp_path / "c.svg", tmp_path / "c.dot"
     assert (

@@ -72,7 +72,10 @@ def collapse(
     num_classes: int = 3,
     n_points: int = 4000,
 ) -> Collapse:
-    """Lessons 1 and 2 on a random net (float64) and n_points random inputs (n_points, D)."""
+    """Lessons 1 and 2 on a random net (float64) and n_points random inputs (n_points, D).
+
+    input_size D, hidden_size H, num_classes K: the net's sizes (W1 [H x D], W2 [K x H]); the
+    weights, biases and inputs are drawn from ``rng``. Returns the numbers as a Collapse."""
     net = _random_net(input_size, hidden_size, num_classes, rng, nn.Identity())
     X = rng.standard_normal((n_points, input_size))
     W1, b1, W2, b2 = (p.data for p in net.parameters())
@@ -122,6 +125,7 @@ class SpiralSettings:
     reg: float = 1e-3
 
     def describe(self) -> str:
+        """The settings as one line, for the command's report."""
         return (
             f"{self.n_per_class * self.num_classes} points, softmax loss, momentum 0.9, "
             f"batch {self.batch_size}, {self.epochs} epochs, reg {self.reg:g}; "
@@ -146,7 +150,10 @@ def spiral(rng: np.random.Generator, settings: SpiralSettings | None = None) -> 
     """Train a linear softmax classifier and a 2-layer ReLU net on the spiral (float64).
 
     The question is what each model CAN fit, so both are scored on the points they were trained
-    on (the validation split fit() watches is the training data itself).
+    on (the validation split fit() watches is the training data itself). settings: sizes and
+    training settings (SpiralSettings() by default); rng: the data's, weights' and batches'
+    randomness. Raises what ``fit`` raises (e.g. DivergenceError for a learning rate far too
+    high).
     """
     s = settings or SpiralSettings()
     start = time.perf_counter()
@@ -181,21 +188,13 @@ CLASS_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b
 
 
 def plot_regions(result: Spiral, path: str | Path) -> Path:
-    """Both models' decision regions side by side, with the points coloured by class; a PNG."""
-    import matplotlib
+    """Both models' decision regions side by side, with the points coloured by class; a PNG
+    written atomically at ``path`` (returned). Raises OSError where it cannot be written."""
+    from chainrule.lessons import plots  # matplotlib (Agg) imports slowly: only when drawing
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    from chainrule.lessons.plots import _save
-
+    plt = plots.plt
     X, y = result.X, result.y
     k = int(y.max()) + 1
-    colours = ListedColormap(CLASS_COLOURS[:k])
-    low, high = X.min(axis=0) - 0.15, X.max(axis=0) + 0.15
-    xx, yy = np.meshgrid(np.linspace(low[0], high[0], 300), np.linspace(low[1], high[1], 300))
-    grid = np.c_[xx.ravel(), yy.ravel()]
     panels = (
         (
             result.linear,
@@ -209,22 +208,8 @@ def plot_regions(result: Spiral, path: str | Path) -> Path:
     )
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
     for ax, (model, title) in zip(axes, panels):
-        regions = model.predict(grid).reshape(xx.shape)
-        ax.contourf(xx, yy, regions, levels=np.arange(k + 1) - 0.5, cmap=colours, alpha=0.3)
-        ax.scatter(
-            X[:, 0],
-            X[:, 1],
-            c=y,
-            cmap=colours,
-            vmin=-0.5,
-            vmax=k - 0.5,
-            s=14,
-            edgecolors="black",
-            linewidths=0.3,
-        )
-        ax.set(title=title, xlim=(low[0], high[0]), ylim=(low[1], high[1]), aspect="equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _regions(ax, model, X, y, k)
+        ax.set_title(title)
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=CLASS_COLOURS[j], label=f"class {j}")
         for j in range(k)
@@ -232,4 +217,30 @@ def plot_regions(result: Spiral, path: str | Path) -> Path:
     fig.legend(handles=handles, loc="lower center", ncol=k, frameon=False)
     fig.suptitle("the spiral: straight boundaries vs a 2-layer net")
     fig.subplots_adjust(bottom=0.1)
-    return _save(fig, path)
+    return plots.save_figure(fig, path)
+
+
+def _regions(ax: Any, model: nn.Module, X: np.ndarray, y: np.ndarray, k: int) -> None:
+    """One panel: the class ``model`` predicts on a 300 x 300 grid over the points X (N, 2),
+    shaded, and the points coloured by their class y (N,) of k."""
+    from matplotlib.colors import ListedColormap
+
+    colours = ListedColormap(CLASS_COLOURS[:k])
+    low, high = X.min(axis=0) - 0.15, X.max(axis=0) + 0.15
+    xx, yy = np.meshgrid(np.linspace(low[0], high[0], 300), np.linspace(low[1], high[1], 300))
+    regions = model.predict(np.c_[xx.ravel(), yy.ravel()]).reshape(xx.shape)
+    ax.contourf(xx, yy, regions, levels=np.arange(k + 1) - 0.5, cmap=colours, alpha=0.3)
+    ax.scatter(
+        X[:, 0],
+        X[:, 1],
+        c=y,
+        cmap=colours,
+        vmin=-0.5,
+        vmax=k - 0.5,
+        s=14,
+        edgecolors="black",
+        linewidths=0.3,
+    )
+    ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), aspect="equal")
+    ax.set_xticks([])
+    ax.set_yticks([])

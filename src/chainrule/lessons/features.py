@@ -67,7 +67,8 @@ def _check_images(images: np.ndarray) -> None:
 
 
 def grayscale(images: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) colour -> (N, H, W) luminance (ITU-R 709 weights); grayscale passes through."""
+    """(N, H, W, 3) colour -> (N, H, W) luminance (ITU-R BT.709 weights, as scikit-image's
+    rgb2gray); grayscale (N, H, W) passes through. Raises ShapeError for any other shape."""
     _check_images(images)
     if images.ndim == 3:
         return images
@@ -75,7 +76,8 @@ def grayscale(images: np.ndarray) -> np.ndarray:
 
 
 def hog_cell_size(image_shape: tuple[int, ...]) -> tuple[int, int]:
-    """Pixels per HOG cell for images of (H, W[, C]): a HOG_CELLS x HOG_CELLS grid of cells."""
+    """Pixels per HOG cell (rows, columns) for images of (H, W[, C]): a HOG_CELLS x HOG_CELLS
+    grid of cells. Raises ShapeError for images under 2 * HOG_CELLS pixels a side."""
     h, w = image_shape[:2]
     if min(h, w) < 2 * HOG_CELLS:
         raise ShapeError(f"HOG needs images of at least {2 * HOG_CELLS} pixels a side, got {h}x{w}")
@@ -83,7 +85,10 @@ def hog_cell_size(image_shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def hog_one(gray: np.ndarray) -> np.ndarray:
-    """HOG of one grayscale image (H, W) -> (F,) float64, F = 324 for the default settings."""
+    """HOG of one grayscale image (H, W) -> (F,) float64, F = 324 for the default settings.
+
+    Raises ConfigError (with the install command) without scikit-image, ShapeError for an
+    image too small for the cells."""
     return _skimage_hog()(
         gray,
         orientations=HOG_ORIENTATIONS,
@@ -97,7 +102,9 @@ def hog_one(gray: np.ndarray) -> np.ndarray:
 def hog_features(images: np.ndarray) -> np.ndarray:
     """HOG of each image's grayscale version: images (N, H, W[, 3]) in [0, 1] -> (N, F) float32.
 
-    scikit-image computes one image per call; at 32 x 32 that is about 0.2 ms an image.
+    scikit-image computes one image per call, so this is a loop over the images (the feature
+    extraction's cost: ``compare`` runs it in worker processes). Raises as ``grayscale`` and
+    ``hog_one`` do.
     """
     gray = grayscale(images)
     if len(gray) == 0:
@@ -117,7 +124,8 @@ def hue_saturation(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from the largest channel (red 0, green 1/3, blue 2/3); saturation is (max - min) / max. A grey
     pixel gets hue 0 and saturation 0. Ties go to red, then green, as in scikit-image.
     """
-    # One copy to channel-first makes r, g, b contiguous: about 3x faster than strided views.
+    # One copy to channel-first makes r, g, b contiguous: the element-wise work below then runs
+    # on unit-stride arrays instead of views striding over the last axis.
     r, g, b = np.moveaxis(np.asarray(rgb), -1, 0).copy()
     high = np.maximum(np.maximum(r, g), b)
     delta = high - np.minimum(np.minimum(r, g), b)
@@ -144,6 +152,7 @@ def hue_histogram(images: np.ndarray, bins: int = HUE_BINS) -> np.ndarray:
     Each pixel adds its saturation to the bin of its hue; the sum is divided by the number of
     pixels, so a fully saturated image sums to 1 and a grey one to 0. Vectorized over the batch:
     one bincount for all images, with each image's bins offset by ``bins * image_index``.
+    Raises ShapeError for grayscale images, ConfigError for bins < 1.
     """
     _check_images(images)
     if images.ndim != 4:
@@ -165,7 +174,8 @@ def hue_histogram(images: np.ndarray, bins: int = HUE_BINS) -> np.ndarray:
 
 @dataclass
 class Features:
-    """Feature rows and how they were made. X: (N, F) float32; names: one block name per part."""
+    """Feature rows and how they were made. X: (N, F) float32; parts: block name -> its number
+    of columns, in column order; seconds: the extraction's wall time."""
 
     X: np.ndarray
     parts: dict[str, int]  # block name -> number of columns, in column order
@@ -173,7 +183,9 @@ class Features:
 
 
 def extract(images: np.ndarray) -> Features:
-    """HOG, plus the hue histogram for colour images: (N, H, W[, 3]) in [0, 1] -> Features."""
+    """HOG, plus the hue histogram for colour images: (N, H, W[, 3]) in [0, 1] -> Features
+    (X (N, 324) for grayscale, (N, 334) for colour, with the default settings). Raises as
+    ``hog_features`` does."""
     start = time.perf_counter()
     blocks = {"hog": hog_features(images)}
     if images.ndim == 4:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,22 +17,26 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from chainrule.data import files
+from chainrule.lessons.atomic import save_atomically
 from chainrule.training.loop import History
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    import io
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (110 dpi, cropped to its content) atomically, then close it.
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    files.atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    Returns ``Path(path)``; raises OSError where the folder is missing or not writable."""
+    try:
+        return save_atomically(
+            path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        )
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
-    """Loss per epoch (left) and train/validation accuracy per epoch (right), as a PNG."""
+    """Loss per epoch (left) and train/validation accuracy per epoch (right), as a PNG at
+    ``path`` (returned), with the kept (best validation) epoch marked. Raises OSError where it
+    cannot be written."""
     epochs = history.epoch
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, history.loss, marker="o", ms=3, color="tab:red")
@@ -48,7 +53,7 @@ def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
     ax_acc.legend(loc="lower right")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def to_image(row: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
@@ -58,12 +63,16 @@ def to_image(row: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
-def _show(ax: plt.Axes, image: np.ndarray, title: str | None = None) -> None:
+def show_image(
+    ax: plt.Axes, image: np.ndarray, title: str | None = None, **title_style: Any
+) -> None:
+    """Draw an image (H, W) in grey or (H, W, 3) in colour, values in [0, 1], in ``ax``: sharp
+    pixels, no ticks, ``title`` above (9 pt unless ``title_style`` says otherwise)."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, **{"fontsize": 9, **title_style})
 
 
 def plot_templates(
@@ -73,7 +82,8 @@ def plot_templates(
     path: str | Path,
     title: str = "class templates: the rows of W",
 ) -> Path:
-    """A linear classifier's rows W (K, D) as K images, each titled with its class."""
+    """A linear classifier's rows W (K, D) as K images (H, W[, C]) = image_shape, each titled
+    with its class, five to a row; a PNG at ``path`` (returned)."""
     k = len(W)
     cols = min(k, 5)
     rows = math.ceil(k / cols)
@@ -82,11 +92,11 @@ def plot_templates(
     )
     for i, ax in enumerate(axes.flat):
         if i < k:
-            _show(ax, to_image(W[i], image_shape), classes[i])
+            show_image(ax, to_image(W[i], image_shape), classes[i])
         else:
             ax.axis("off")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_features(
@@ -96,7 +106,8 @@ def plot_features(
     max_units: int = 100,
     title: str = "first-layer features: rows of W1",
 ) -> Path:
-    """A net's first-layer rows W1 (H, D) as a grid of images (the first ``max_units``)."""
+    """A net's first-layer rows W1 (H, D) as a square grid of images of ``image_shape`` (the
+    first ``max_units`` rows); a PNG at ``path`` (returned)."""
     n = min(len(W1), max_units)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -105,15 +116,16 @@ def plot_features(
     )
     for i, ax in enumerate(axes.flat):
         if i < n:
-            _show(ax, to_image(W1[i], image_shape))
+            show_image(ax, to_image(W1[i], image_shape))
         else:
             ax.axis("off")
     fig.suptitle(f"{title} ({n} of {len(W1)} hidden units)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts (K, K): row = true class, column = predicted class."""
+    """Counts (K, K) int64: row = true class, column = predicted class, for labels y_true (N,)
+    and y_pred (N,) in 0..K-1 (K = num_classes); a label of K or more raises IndexError."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return matrix
@@ -126,7 +138,9 @@ def plot_confusion(
     path: str | Path,
     title: str = "confusion matrix (test)",
 ) -> Path:
-    """The confusion matrix with counts in the cells and class names on both axes."""
+    """The confusion matrix of labels y_true (N,) and y_pred (N,) with counts in the cells (up
+    to 20 classes) and class names on both axes, the accuracy in the title; a PNG at ``path``
+    (returned)."""
     k = len(classes)
     matrix = confusion_matrix(y_true, y_pred, k)
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
@@ -143,12 +157,14 @@ def plot_confusion(
             for j in range(k):
                 color = "white" if matrix[i, j] > threshold else "black"
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_diagnostics(history: History, path: str | Path, title: str = "") -> Path:
     """Per epoch: update/weight ratio and gradient norm per parameter (log scales), and the
-    fraction of dead or saturated hidden units, with the healthy ranges marked."""
+    fraction of dead or saturated hidden units, with the healthy ranges marked (an update of
+    about 1e-3 of the weight per step: CS231n's rule of thumb). A PNG at ``path`` (returned).
+    """
     epochs = history.epoch
     keys = list(history.epochs[0].diagnostics) if history.epochs else []
     units = [k for k in keys if k.startswith(("dead_relu/", "saturated/"))]
@@ -188,4 +204,4 @@ def plot_diagnostics(history: History, path: str | Path, title: str = "") -> Pat
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

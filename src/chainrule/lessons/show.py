@@ -10,27 +10,28 @@ display.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from chainrule import nn
-from chainrule.data import files
 from chainrule.engine.errors import ConfigError, DataNotFoundError
 from chainrule.lessons import plots
+from chainrule.lessons.atomic import save_atomically
 from chainrule.training import checkpoints
 
 TEMPLATE_PIXELS = 128  # a saved template is upscaled (nearest neighbour) to about this size
 
 
 def model_file(run: str | Path) -> Path:
-    """The model file of a run folder (or the file itself)."""
+    """The model file of a run folder (or the file itself). Raises DataNotFoundError where
+    there is none."""
     path = Path(run)
     path = path / checkpoints.MODEL_FILE if path.is_dir() else path
     if not path.is_file():
@@ -56,19 +57,18 @@ def upscale(image: np.ndarray, size: int = TEMPLATE_PIXELS) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """A uint8 image (H, W) or (H, W, 3) as a PNG, written atomically."""
+    """A uint8 image (H, W) or (H, W, 3) as a PNG, written atomically; returns its path.
+    Raises OSError where the folder is missing or not writable."""
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    files.atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return save_atomically(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
 
 
 def save_templates(
     W: np.ndarray, image_shape: Sequence[int], classes: Sequence[str], folder: str | Path
 ) -> list[Path]:
-    """One PNG per class, ``folder/<class>.png``: the rows of W (K, D) as upscaled images."""
+    """One PNG per class, ``folder/<class>.png`` (folder made if missing): the rows of W (K, D)
+    as images of ``image_shape`` upscaled to about TEMPLATE_PIXELS px. Returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return [
@@ -106,7 +106,8 @@ def show_run(run: str | Path, out: str | Path | None = None) -> Shown:
 
     Linear model: ``templates/<class>.png`` (one upscaled template per class) and
     ``templates.png`` (all of them, titled). Net: ``features.png``, a grid of the first layer's
-    rows W1 (H, D).
+    rows W1 (H, D). Raises DataNotFoundError for a run without a model, DataError for an
+    unreadable one, ConfigError for a model of another kind.
     """
     path = model_file(run)
     saved = checkpoints.load_model(path)
@@ -132,7 +133,10 @@ def show_run(run: str | Path, out: str | Path | None = None) -> Shown:
 
 def plot_side_by_side(linear_run: str | Path, net_run: str | Path, path: str | Path) -> Path:
     """One figure: a linear run's templates (left) next to a net run's first-layer features
-    (right, up to 50 units), for runs on data of the same image shape."""
+    (right, up to 50 units), for runs on data of the same image shape; a PNG at ``path``.
+
+    The runs may come in either order. Raises ConfigError unless one is linear (linear-svm,
+    softmax) and the other a net, DataNotFoundError for a run without a model."""
     import matplotlib.pyplot as plt
 
     linear, net = (
@@ -148,9 +152,8 @@ def plot_side_by_side(linear_run: str | Path, net_run: str | Path, path: str | P
     t_cols = 2 if k > 4 else 1
     t_rows = math.ceil(k / t_cols)
     # as many rows of features as of templates (at least a roughly 2:1 grid): equal cells
-    f_rows = max(t_rows, math.ceil(math.sqrt(units / 2)))
-    f_cols = math.ceil(units / f_rows)
-    rows = f_rows
+    rows = max(t_rows, math.ceil(math.sqrt(units / 2)))
+    f_cols = math.ceil(units / rows)
     # One grid, templates | a spacer column | features, so that every cell has the same size.
     fig, axes = plt.subplots(
         rows,
@@ -161,28 +164,28 @@ def plot_side_by_side(linear_run: str | Path, net_run: str | Path, path: str | P
     )
     for ax in axes.flat:
         ax.axis("off")
-    groups = (
-        (linear, linear_run, linear.model.W.data, axes[:t_rows, :t_cols], k),
-        (net, net_run, net.model.W1.data, axes[:, t_cols + 1 :], units),
-    )
-    for saved, _, W, grid, n in groups:
-        for i, ax in enumerate(grid.flat[:n]):
-            image = plots.to_image(W[i], saved.image_shape)
-            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
-            ax.axis("on")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if saved is linear:
-                ax.set_title(saved.classes[i], fontsize=8, pad=2)
+    W, W1 = linear.model.W.data, net.model.W1.data
+    for i, ax in enumerate(axes[:t_rows, :t_cols].flat[:k]):
+        _cell(ax, plots.to_image(W[i], linear.image_shape), linear.classes[i])
+    for i, ax in enumerate(axes[:, t_cols + 1 :].flat[:units]):
+        _cell(ax, plots.to_image(W1[i], net.image_shape))
     fig.subplots_adjust(top=1 - 1.0 / (1.3 * rows + 1.2), hspace=0.25, wspace=0.1)
-    for saved, run, W, grid, n in groups:
-        what = (
-            f"one template per class ({n} rows of W)"
-            if saved is linear
-            else f"first-layer features ({n} of {len(W)} rows of W1)"
-        )
-        left = grid[0, 0].get_position().x0
-        right = grid[0, -1].get_position().x1
-        title = _title(saved, Path(run)).replace(", test", ",\ntest", 1)
-        fig.text((left + right) / 2, 0.995, f"{title}\n{what}", ha="center", va="top", fontsize=10)
-    return plots._save(fig, path)
+    what = f"one template per class ({k} rows of W)"
+    _group_title(fig, axes[:t_rows, :t_cols], _title(linear, Path(linear_run)), what)
+    what = f"first-layer features ({units} of {len(W1)} rows of W1)"
+    _group_title(fig, axes[:, t_cols + 1 :], _title(net, Path(net_run)), what)
+    return plots.save_figure(fig, path)
+
+
+def _cell(ax: Any, image: np.ndarray, title: str | None = None) -> None:
+    """One image of the side-by-side grid, framed, with its class name above (templates)."""
+    ax.axis("on")
+    plots.show_image(ax, image, title, fontsize=8, pad=2)
+
+
+def _group_title(fig: Any, grid: Any, title: str, what: str) -> None:
+    """The run's title and what its images are, centred over its block of axes ``grid``."""
+    left = grid[0, 0].get_position().x0
+    right = grid[0, -1].get_position().x1
+    title = title.replace(", test", ",\ntest", 1)
+    fig.text((left + right) / 2, 0.995, f"{title}\n{what}", ha="center", va="top", fontsize=10)
