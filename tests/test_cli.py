@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import chainrule
-from chainrule.app import cli, experiment
+from chainrule.app import experiment
+from chainrule.app.commands import runs
 from chainrule.app.cli import build_parser, main
 from chainrule.training.config import TrainConfig
 
@@ -98,6 +99,6 @@ def test_a_python_warning_becomes_one_line_of_ours(monkeypatch, capsys):
         warnings.warn("something to know", RuntimeWarning, stacklevel=1)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_runs", warn)  # build_parser looks the handler up then
+    monkeypatch.setattr(runs, "run", warn)  # main's build_parser looks the handler up then
     assert main(["runs"]) == 0
     assert capsys.readouterr().err == "chainrule runs: warning: something to know\n"
