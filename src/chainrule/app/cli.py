@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
 
+DEBUG_HELP = "show full tracebacks on errors"
 DESCRIPTION = "Backpropagation from first principles: gates, gradients and classifiers."
 
 
@@ -33,19 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule.app.commands import COMMANDS, common
 
     parser = common.Parser(prog="chainrule", description=DESCRIPTION)
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in COMMANDS:
-        command.add_parser(sub)
-    for command_parser in sub.choices.values():  # --debug after the subcommand too
-        command_parser.add_argument(
-            "--debug",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="show full tracebacks on errors",
-        )
+        name = command.__name__.rpartition(".")[2]  # commands/train.py is `chainrule train`
+        p = sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION)
+        command.add_arguments(p)
+        # --debug after the command too (SUPPRESS: not to undo a --debug before it)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        p.set_defaults(func=command.run)
     return parser
 
 

@@ -1,6 +1,7 @@
-"""One module per command: its parser (``add_parser(sub)``) and its handler (``run(args)``,
-returning the exit status). ``COMMANDS`` is their order in ``chainrule --help``; ``common``
-holds the parser and the options they share.
+"""One module per command, named as the command: its one-line ``HELP`` and ``DESCRIPTION``,
+``add_arguments(parser)`` and its handler ``run(args)``, which returns the exit status (``cli``
+makes the subcommand's parser from these). ``COMMANDS`` is their order in ``chainrule --help``;
+``common`` holds the parser class and the options several commands share.
 
 A command module imports at its top only what building its parser needs (the standard library,
 the tables of names): ``chainrule --help`` builds them all. The libraries a command works

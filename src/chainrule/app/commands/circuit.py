@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from chainrule.app.commands import common
 
+HELP = "forward and backward pass of an expression, gate by gate"
+DESCRIPTION = (
+    "Build EXPR as a circuit of gates, run it forward with the given values, then "
+    "backward, and print every gate's value and gradient. Example: "
+    'chainrule circuit "(x+y)*z" x=-2 y=5 z=-4'
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``circuit`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "circuit",
-        help="forward and backward pass of an expression, gate by gate",
-        description="Build EXPR as a circuit of gates, run it forward with the given values, then "
-        "backward, and print every gate's value and gradient. Example: "
-        'chainrule circuit "(x+y)*z" x=-2 y=5 z=-4',
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``circuit``'s arguments and options."""
     p.add_argument("expression", help="e.g. '(x+y)*z'; + - * / **, exp log relu sigmoid tanh max")
     p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="a value for each variable")
     common.add_json(p, "print one JSON object instead of a table")
     p.add_argument("--svg", metavar="FILE", help="also draw the circuit: values and gradients")
     p.add_argument("--dot", metavar="FILE", help="also write it as DOT text (for graphviz)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,23 +9,22 @@ from typing import Any
 
 from chainrule.app.commands import common
 
+HELP = "why a net needs its non-linearity: collapse, ReLU, and the spiral"
+DESCRIPTION = (
+    "Show that two linear layers are one (W' = W2 W1, b' = W2 b1 + b2), that "
+    "ReLU between them breaks this, and train a linear classifier and a 2-layer net on a "
+    "2-D spiral of 3 classes; save both decision regions as a PNG."
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``collapse`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "collapse",
-        help="why a net needs its non-linearity: collapse, ReLU, and the spiral",
-        description="Show that two linear layers are one (W' = W2 W1, b' = W2 b1 + b2), that "
-        "ReLU between them breaks this, and train a linear classifier and a 2-layer net on a "
-        "2-D spiral of 3 classes; save both decision regions as a PNG.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``collapse``'s arguments and options."""
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--epochs", type=int, default=200, help="epochs on the spiral, both models (default 200)"
     )
     p.add_argument("--out", help="the figure's path, or a folder for spiral.png (default ./)")
     common.add_json(p, "print one JSON object")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

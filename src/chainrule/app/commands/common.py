@@ -94,6 +94,11 @@ def given(args: argparse.Namespace) -> set[str]:
 # --- options several commands take -----------------------------------------------------------
 
 
+def add_run(p: argparse.ArgumentParser) -> None:
+    """RUN: the run folder a command reads (evaluate, show)."""
+    p.add_argument("run", help="a run folder written by chainrule train")
+
+
 def add_json(p: argparse.ArgumentParser, help: str | None = None) -> None:
     """--json: print the result as one JSON object (or what ``help`` says) on stdout."""
     p.add_argument("--json", action="store_true", help=help)
@@ -119,19 +124,28 @@ def ignore_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def add_named(
+    p: argparse.ArgumentParser, name: str, default: str | None = None, help: str | None = None
+) -> None:
+    """--NAME for a setting that is a name (``--model``, ``--loss``...): its choices are the
+    names in the one table, ``training.config.SETTINGS[name].choices``, never typed here."""
+    from chainrule.training.config import SETTINGS
+
+    flag = "--" + name.replace("_", "-")
+    p.add_argument(flag, default=default, choices=SETTINGS[name].choices, help=help)
+
+
 def add_small_model_options(p: argparse.ArgumentParser, **hidden: Any) -> None:
     """gradcheck's and graph's options: a small model on a few 8x8 digits, its names and defaults
     from the one table (``training.config.SETTINGS``). hidden: how --hidden is read (one size,
     or several: argparse's add_argument keywords)."""
-    from chainrule.training.config import SETTINGS, TrainConfig
+    from chainrule.training.config import TrainConfig
 
     defaults = TrainConfig()
-    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
+    add_named(p, "model", defaults.model)
     p.add_argument("--hidden", type=int, **hidden)
-    p.add_argument(
-        "--activation", default=defaults.activation, choices=SETTINGS["activation"].choices
-    )
-    p.add_argument("--loss", choices=SETTINGS["loss"].choices)
+    add_named(p, "activation", defaults.activation)
+    add_named(p, "loss")
     p.add_argument("--batch", type=int, default=8, help="number of examples (default 8)")
     p.add_argument("--reg", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
@@ -142,9 +156,7 @@ def add_data_options(
 ) -> None:
     """train's and compare's data options: --dataset (default ``dataset``), --data-dir,
     --root, --max-train and --max-test. limit_note: added to the help of the two limits."""
-    from chainrule.training.config import SETTINGS
-
-    p.add_argument("--dataset", default=dataset, choices=SETTINGS["dataset"].choices)
+    add_named(p, "dataset", dataset)
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--root", help="folder or archive of an image-folder dataset")
     for split, images in (("train", "training images"), ("test", "test images")):

@@ -6,20 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from chainrule.app.commands import common
 
+HELP = "the era table: pixels vs HOG + colour features, linear classifiers vs a 2-layer net"
+DESCRIPTION = (
+    "Train a linear SVM, a softmax classifier and a 2-layer net on raw pixels "
+    "and on hand-designed features (HOG + hue histogram), print the test accuracies and "
+    "times, and write them to OUT/compare.md. The settings of each row are in the table."
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``compare`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "compare",
-        help="the era table: pixels vs HOG + colour features, linear classifiers vs a 2-layer net",
-        description="Train a linear SVM, a softmax classifier and a 2-layer net on raw pixels "
-        "and on hand-designed features (HOG + hue histogram), print the test accuracies and "
-        "times, and write them to OUT/compare.md. The settings of each row are in the table.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``compare``'s arguments and options."""
     common.add_data_options(p, "cifar10-jpeg", "folder to look in for the data files first")
     p.add_argument("--epochs", type=int, help="override every row's number of epochs")
     p.add_argument("--seed", type=int, default=0)
@@ -31,7 +30,6 @@ def add_parser(sub: Any) -> None:
     )
     common.add_json(p)
     common.add_quiet(p, "no progress lines")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from chainrule.app.commands import common
 
+HELP = "score a saved run's model on its test split again, with precision and recall"
+DESCRIPTION = (
+    "Score a run's model.safetensors on the validation and test splits of its "
+    "dataset again, and print its accuracy and each class's precision, recall and F1."
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``evaluate`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "evaluate",
-        help="score a saved run's model on its test split again, with precision and recall",
-        description="Score a run's model.safetensors on the validation and test splits of its "
-        "dataset again, and print its accuracy and each class's precision, recall and F1.",
-    )
-    p.add_argument("run", help="a run folder written by chainrule train")
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``evaluate``'s arguments and options."""
+    common.add_run(p)
     p.add_argument(
         "--data-dir", help="folder to look in first for the data files (default: the run's own)"
     )
     common.add_json(p, "print the result as one JSON object")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

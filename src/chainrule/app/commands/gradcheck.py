@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from chainrule.app.commands import common
 
+HELP = "check every parameter of a small model against finite differences"
+DESCRIPTION = (
+    "Build a small model on a few rows of the 8x8 digits in float64, compute the "
+    "analytic gradient of every parameter with one backward pass, and compare it with "
+    "centred differences."
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``gradcheck`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "gradcheck",
-        help="check every parameter of a small model against finite differences",
-        description="Build a small model on a few rows of the 8x8 digits in float64, compute the "
-        "analytic gradient of every parameter with one backward pass, and compare it with "
-        "centred differences.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``gradcheck``'s arguments and options."""
     common.add_small_model_options(p, default=10)
     common.add_json(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

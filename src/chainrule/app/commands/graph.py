@@ -13,15 +13,16 @@ from chainrule.app.commands import common
 NODE_FIELDS = ("id", "label", "kind", "inputs", "name", "value", "grad")
 
 
-def add_parser(sub: Any) -> None:
-    """Add ``graph`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "graph",
-        help="draw the gates of one training step of a small model (SVG/DOT)",
-        description="Run one training step of a small model on a few 8x8 digits, and print "
-        "(and with --svg/--dot/--out draw) every gate from x and the weights through the loss "
-        "and the L2 terms to the total loss: each tensor's shape or value and its gradient.",
-    )
+HELP = "draw the gates of one training step of a small model (SVG/DOT)"
+DESCRIPTION = (
+    "Run one training step of a small model on a few 8x8 digits, and print "
+    "(and with --svg/--dot/--out draw) every gate from x and the weights through the loss "
+    "and the L2 terms to the total loss: each tensor's shape or value and its gradient."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``graph``'s arguments and options."""
     common.add_small_model_options(p, nargs="+", metavar="H", help="default 10 (mlp: 10 10)")
     p.add_argument(
         "--unfused",
@@ -32,7 +33,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dot", metavar="FILE")
     p.add_argument("--out", help="folder for MODEL.svg and MODEL.dot")
     common.add_json(p)
-    p.set_defaults(func=run)
 
 
 def step(args: argparse.Namespace) -> Any:

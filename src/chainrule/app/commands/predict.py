@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from chainrule.app.commands import common
 from chainrule.app.predict import INVERT_CHOICES, predict_images
 
+HELP = "classify your own image files with a saved run's model"
+DESCRIPTION = (
+    "Classify image files, and every image in a folder given, with a saved "
+    "run's model. Each image is made the model's kind (grey or RGB) and size (resized, "
+    "with a note on stderr); 16-bit, palette, alpha (composited on white) and CMYK images "
+    "are converted with a note. A file that cannot be read is named on stderr, the others "
+    "are still classified, and the exit status is then 1."
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``predict`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "predict",
-        help="classify your own image files with a saved run's model",
-        description="Classify image files, and every image in a folder given, with a saved "
-        "run's model. Each image is made the model's kind (grey or RGB) and size (resized, "
-        "with a note on stderr); 16-bit, palette, alpha (composited on white) and CMYK images "
-        "are converted with a note. A file that cannot be read is named on stderr, the others "
-        "are still classified, and the exit status is then 1.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``predict``'s arguments and options."""
     p.add_argument("run", help="a run folder (or its model.safetensors)")
     p.add_argument(
         "images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...) or folders"
@@ -35,7 +34,6 @@ def add_parser(sub: Any) -> None:
         "image's border and the training images' border disagree (grey models only)",
     )
     common.add_json(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

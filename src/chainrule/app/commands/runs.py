@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from chainrule.app import runfolders
 from chainrule.app.commands import common
@@ -14,14 +13,15 @@ HEADER = ("run", "dataset", "model", "test acc", "epochs", "status", "date")
 RIGHT_ALIGNED = {3, 4}  # the numbers
 
 
-def add_parser(sub: Any) -> None:
-    """Add ``runs`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "runs",
-        help="list the runs in a folder: dataset, model, test accuracy, epochs, date",
-        description="List every run folder under DIR (found at any depth) with its dataset, "
-        "model, test accuracy, epochs done of those planned, status and date.",
-    )
+HELP = "list the runs in a folder: dataset, model, test accuracy, epochs, date"
+DESCRIPTION = (
+    "List every run folder under DIR (found at any depth) with its dataset, "
+    "model, test accuracy, epochs done of those planned, status and date."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``runs``'s arguments and options."""
     p.add_argument(
         "dir",
         nargs="?",
@@ -36,7 +36,6 @@ def add_parser(sub: Any) -> None:
         help="date: newest first; accuracy: highest first; name: alphabetical",
     )
     common.add_json(p, "print the runs as one JSON list")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

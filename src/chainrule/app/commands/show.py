@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from chainrule.app.commands import common
 
+HELP = "a run's weights as images: class templates, or a net's first-layer features"
+DESCRIPTION = (
+    "For a linear run, save templates/<class>.png (one upscaled template per "
+    "class) and templates.png; for a net, features.png (rows of W1). With --compare OTHER, "
+    "put a linear run's templates and a net run's features side by side in one figure."
+)
 
-def add_parser(sub: Any) -> None:
-    """Add ``show`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
-    p = sub.add_parser(
-        "show",
-        help="a run's weights as images: class templates, or a net's first-layer features",
-        description="For a linear run, save templates/<class>.png (one upscaled template per "
-        "class) and templates.png; for a net, features.png (rows of W1). With --compare OTHER, "
-        "put a linear run's templates and a net run's features side by side in one figure.",
-    )
-    p.add_argument("run", help="a run folder written by chainrule train")
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``show``'s arguments and options."""
+    common.add_run(p)
     p.add_argument("--compare", metavar="OTHER_RUN", help="a second run (one linear, one net)")
     p.add_argument(
         "--out",
@@ -27,7 +26,6 @@ def add_parser(sub: Any) -> None:
         "--compare, the figure's path or folder",
     )
     common.add_json(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,18 +18,19 @@ from chainrule.app.commands import common
 RESUME_OPTIONS = {"resume", "epochs", "patience", "json", "quiet", "debug"}
 
 
-def add_parser(sub: Any) -> None:
-    """Add ``train`` to the subcommands ``sub`` (argparse's ``add_subparsers()``)."""
+HELP = "train a classifier and write a run folder (default: 2-layer net on the 8x8 digits)"
+DESCRIPTION = (
+    "Train a classifier with mini-batch gradient descent; write config.json, "
+    "metrics.csv, model.safetensors (best-validation weights), checkpoint.safetensors, "
+    "summary.json and PNG figures to a run folder, and print the test accuracy."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``train``'s arguments and options."""
     from chainrule.training.config import TrainConfig
 
     defaults = TrainConfig()
-    p = sub.add_parser(
-        "train",
-        help="train a classifier and write a run folder (default: 2-layer net on the 8x8 digits)",
-        description="Train a classifier with mini-batch gradient descent; write config.json, "
-        "metrics.csv, model.safetensors (best-validation weights), checkpoint.safetensors, "
-        "summary.json and PNG figures to a run folder, and print the test accuracy.",
-    )
     common.add_data_options(
         p,
         defaults.dataset,
@@ -40,14 +41,11 @@ def add_parser(sub: Any) -> None:
     _add_model_options(p, defaults)
     _add_training_options(p, defaults)
     _add_run_options(p)
-    p.set_defaults(func=run)
 
 
 def _add_model_options(p: argparse.ArgumentParser, defaults: Any) -> None:
     """--model, --hidden, --activation, --loss: the model and what it is trained to lower."""
-    from chainrule.training.config import SETTINGS
-
-    p.add_argument("--model", default=defaults.model, choices=SETTINGS["model"].choices)
+    common.add_named(p, "model", defaults.model)
     p.add_argument(
         "--hidden",
         type=int,
@@ -56,24 +54,22 @@ def _add_model_options(p: argparse.ArgumentParser, defaults: Any) -> None:
         metavar="H",
         help="hidden layer size, several for --model mlp (not for linear models)",
     )
-    p.add_argument(
-        "--activation",
-        default=defaults.activation,
-        choices=SETTINGS["activation"].choices,
+    common.add_named(
+        p,
+        "activation",
+        defaults.activation,
         help="the hidden layers' non-linearity (not for linear models)",
     )
-    p.add_argument(
-        "--loss",
-        choices=SETTINGS["loss"].choices,
+    common.add_named(
+        p,
+        "loss",
         help="for two-layer and mlp (default: softmax; linear-svm uses svm, softmax softmax)",
     )
 
 
 def _add_training_options(p: argparse.ArgumentParser, defaults: Any) -> None:
     """The optimizer, its schedule, L2, the epochs and batches, the split and augmentation."""
-    from chainrule.training.config import SETTINGS
-
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=SETTINGS["optimizer"].choices)
+    common.add_named(p, "optimizer", defaults.optimizer)
     p.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
     p.add_argument(
         "--lr-decay",
@@ -100,10 +96,10 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: Any) -> None:
         action="store_true",
         help="divide each feature by its training std as well as centring it",
     )
-    p.add_argument(
-        "--augment",
-        default=defaults.augment,
-        choices=SETTINGS["augment"].choices,
+    common.add_named(
+        p,
+        "augment",
+        defaults.augment,
         help="make each training batch anew: flip = mirror a random half",
     )
     p.add_argument(
