@@ -82,6 +82,7 @@ class Parser(argparse.ArgumentParser):
         self.register("action", "store_true", _StoreTrue)
 
     def error(self, message: str) -> NoReturn:
+        """Print the usage error as one line, then where to find help; exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
 
 
