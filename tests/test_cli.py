@@ -56,6 +56,17 @@ def test_train_help_shows_the_defaults_of_the_config():
     assert "(default: all)" in shown["max_train"]
 
 
+def test_every_command_module_is_a_command():
+    """commands/NAME.py is `chainrule NAME`: none left out of COMMANDS, none without a module."""
+    import pkgutil
+
+    from chainrule.app import commands
+
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"common"}
+    listed = [c.__name__.rpartition(".")[2] for c in commands.COMMANDS]
+    assert sorted(listed) == sorted(modules) == sorted(subcommands())
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])

@@ -1,9 +1,9 @@
 """What the commands share: the parser (one-line usage errors, every default shown in the help,
 a record of the options typed) and the options that several commands take alike.
 
-Only the standard library is imported here: ``chainrule --help`` builds every command's parser,
-and it must start fast (see tests/test_cli_outputs.py). A command imports the libraries it works
-with inside its ``run``.
+At its top only the standard library is imported: ``chainrule --help`` builds every command's
+parser, and it must start fast (see tests/test_cli_outputs.py). A command imports the libraries
+it works with inside its ``run``.
 """
 
 from __future__ import annotations

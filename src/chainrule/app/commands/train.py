@@ -14,16 +14,16 @@ from typing import Any
 
 from chainrule.app.commands import common
 
-# What --resume may change; every other train option is the run's own, in its config.json.
-RESUME_OPTIONS = {"resume", "epochs", "patience", "json", "quiet", "debug"}
-
-
 HELP = "train a classifier and write a run folder (default: 2-layer net on the 8x8 digits)"
 DESCRIPTION = (
     "Train a classifier with mini-batch gradient descent; write config.json, "
     "metrics.csv, model.safetensors (best-validation weights), checkpoint.safetensors, "
     "summary.json and PNG figures to a run folder, and print the test accuracy."
 )
+
+
+# What --resume may change; every other train option is the run's own, in its config.json.
+RESUME_OPTIONS = {"resume", "epochs", "patience", "json", "quiet", "debug"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
