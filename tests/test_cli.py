@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import chainrule
-from chainrule.app import cli, experiment
+from chainrule.app import experiment
 from chainrule.app.cli import build_parser, main
+from chainrule.app.commands import runs
 from chainrule.training.config import TrainConfig
 
 
@@ -52,6 +54,17 @@ def test_train_help_shows_the_defaults_of_the_config():
     assert shown["hidden"].endswith("(default: 100)")
     assert "(default: runs/DATASET-MODEL-TIME)" in shown["out"]
     assert "(default: all)" in shown["max_train"]
+
+
+def test_every_command_module_is_a_command():
+    """commands/NAME.py is `chainrule NAME`: none left out of COMMANDS, none without a module."""
+    import pkgutil
+
+    from chainrule.app import commands
+
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"common"}
+    listed = [c.__name__.rpartition(".")[2] for c in commands.COMMANDS]
+    assert sorted(listed) == sorted(modules) == sorted(subcommands())
 
 
 def test_version(capsys):
@@ -98,6 +111,52 @@ def test_a_python_warning_becomes_one_line_of_ours(monkeypatch, capsys):
         warnings.warn("something to know", RuntimeWarning, stacklevel=1)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_runs", warn)  # build_parser looks the handler up then
+    monkeypatch.setattr(runs, "run", warn)  # main's build_parser looks the handler up then
     assert main(["runs"]) == 0
     assert capsys.readouterr().err == "chainrule runs: warning: something to know\n"
+
+
+# --- Ctrl-C while Python is still importing: real signals to the process group --------------
+
+ENTRY_POINTS = {
+    "script": [str(Path(sys.executable).with_name("chainrule"))],  # the console script
+    "module": [sys.executable, "-m", "chainrule"],
+}
+# The moments, each named by an import Python reports as it ends: argparse (the first import main
+# makes) and NumPy (early in what the parser needs). Not the entry module's own: its report wakes
+# this process while the child is between that import and main's first line, a few bytecodes
+# that no code of ours can cover (nor can it cover Python's own start, before them).
+MOMENTS = ["argparse", "numpy"]
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_ctrl_c_while_importing_is_one_line(entry, moment, tmp_path):
+    """SIGINT sent to the process group (as a terminal's Ctrl-C is) while the command is still
+    importing: exit status 130 and one line, no traceback. Python reports each import as it
+    ends (PYTHONPROFILEIMPORTTIME), which says when to send it."""
+    import os
+    import signal
+
+    assert Path(ENTRY_POINTS["script"][0]).is_file(), "the console script is not installed"
+    process = subprocess.Popen(
+        [*ENTRY_POINTS[entry], "runs", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+        start_new_session=True,
+    )
+    before = []
+    while (line := process.stderr.readline()).rpartition("|")[2].strip() != moment:
+        assert line, f"exited before importing {moment}: {''.join(before)}"
+        before.append(line)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        rest = process.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("still running 60 s after SIGINT")
+    ours = [x for x in rest.splitlines() if not x.startswith("import time:")]
+    assert process.returncode == 130, "".join(before) + rest
+    assert ours == ["chainrule: interrupted"], rest

@@ -46,6 +46,8 @@ class Prediction:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """What ``chainrule predict --json`` prints for this input: image and error, or image,
+        label, class, probability (in [0, 1]), top3, inverted and notes."""
         if self.error is not None:
             return {"image": self.image, "error": self.error}
         return {
@@ -62,7 +64,8 @@ class Prediction:
 def expand(paths: list[str]) -> list[tuple[str, str | None]]:
     """Each argument as (path, error): a file as itself; a folder as every image file under it
     (``images.IMAGE_SUFFIXES``, hidden files and folders left out), sorted; a folder without
-    any as one error."""
+    any as one error. Never raises: a path that does not exist is left for ``read_image`` to
+    name."""
     found: list[tuple[str, str | None]] = []
     for arg in paths:
         if not Path(arg).is_dir():
@@ -80,7 +83,8 @@ def expand(paths: list[str]) -> list[tuple[str, str | None]]:
 
 
 def border_level(image: np.ndarray) -> float:
-    """The median of an image's outermost pixels (H, W[, C]), in the image's own units."""
+    """The median of the outermost pixels of ``image`` (H, W) or (H, W, C), in the image's own
+    units (colour averaged over C first); the median of all of them when H or W is below 3."""
     grey = image if image.ndim == 2 else image.mean(axis=2)
     if min(grey.shape) < 3:
         return float(np.median(grey))
@@ -91,7 +95,11 @@ def border_level(image: np.ndarray) -> float:
 def should_invert(
     pixels: np.ndarray, saved: checkpoints.SavedModel, invert: str
 ) -> tuple[bool, str]:
-    """Whether to invert 8-bit ``pixels`` (H, W[, 3]) for ``saved``'s model, and the note why."""
+    """Whether to invert 8-bit ``pixels`` (H, W) or (H, W, 3), values 0..255, for ``saved``'s
+    model, and the note that says why ("" when not). invert: "auto", "yes" or "no" (see the
+    module's docstring); auto inverts only for a grey model whose training border is clearly
+    dark (below ``DARK``) or light (above 1 - ``DARK``) and an image border on the other side
+    of 0.5."""
     if invert == "no":
         return False, ""
     if invert == "yes":
@@ -126,37 +134,42 @@ def predict_images(run_dir: str | Path, paths: list[str], invert: str = "auto") 
     run_dir = Path(run_dir)
     model_file = run_dir / checkpoints.MODEL_FILE if run_dir.is_dir() else run_dir
     saved = checkpoints.load_model(model_file)
-    predictions: list[Prediction] = []
-    rows = []
-    for path, problem in expand(paths):
-        entry = Prediction(image=path, error=problem)
-        predictions.append(entry)
-        if problem is not None:
-            continue
-        try:
-            fitted = fit_to_shape(read_image(path), saved.image_shape)
-        except (DataError, DataNotFoundError) as err:
-            entry.error = str(err)
-            continue
-        pixels = fitted.pixels
-        entry.notes = list(fitted.notes)
-        entry.inverted, why = should_invert(pixels, saved, invert)
-        if entry.inverted:
-            pixels = 255 - pixels
-            entry.notes.append(why)
-        # Image files hold 0..255; the model's raw scale may differ (the digits' is 0..16).
-        rows.append(
-            pixels.reshape(-1).astype(np.float32) * np.float32(saved.preprocessing.scale / 255)
-        )
-    if rows:
-        scores = saved.model.scores(saved.preprocessing.apply(np.stack(rows)))
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-        done = (p for p in predictions if p.error is None)
-        for entry, p in zip(done, probs):
-            top = np.argsort(p)[::-1][:3]
-            entry.label = int(top[0])
-            entry.class_name = saved.classes[top[0]]
-            entry.probability = float(p[top[0]])
-            entry.top3 = [(saved.classes[i], float(p[i])) for i in top]
+    predictions = [Prediction(image=path, error=problem) for path, problem in expand(paths)]
+    rows = [(p, _row(p, saved, invert)) for p in predictions if p.error is None]
+    read = [(p, row) for p, row in rows if row is not None]
+    if read:
+        _classify([p for p, _ in read], np.stack([row for _, row in read]), saved)
     return predictions
+
+
+def _row(entry: Prediction, saved: checkpoints.SavedModel, invert: str) -> np.ndarray | None:
+    """The image of ``entry`` as one raw row (D,) float32 for ``saved``'s model: made its kind
+    and size, inverted when ``should_invert`` says so (each change noted on ``entry``), scaled
+    to the model's raw units. None, with ``entry.error`` set, when the file cannot be read."""
+    try:
+        fitted = fit_to_shape(read_image(entry.image), saved.image_shape)
+    except (DataError, DataNotFoundError) as err:
+        entry.error = str(err)
+        return None
+    pixels = fitted.pixels
+    entry.notes = list(fitted.notes)
+    entry.inverted, why = should_invert(pixels, saved, invert)
+    if entry.inverted:
+        pixels = 255 - pixels
+        entry.notes.append(why)
+    # Image files hold 0..255; the model's raw scale may differ (the digits' is 0..16).
+    return pixels.reshape(-1).astype(np.float32) * np.float32(saved.preprocessing.scale / 255)
+
+
+def _classify(entries: list[Prediction], rows: np.ndarray, saved: checkpoints.SavedModel) -> None:
+    """Fill in each entry's class and best three from the model's softmax probabilities of its
+    row: rows (N, D) float32 raw, one per entry, preprocessed here as in training."""
+    scores = saved.model.scores(saved.preprocessing.apply(rows))  # (N, K)
+    shifted = scores - scores.max(axis=1, keepdims=True)  # exp cannot overflow
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    for entry, p in zip(entries, probs):
+        top = np.argsort(p)[::-1][:3]
+        entry.label = int(top[0])
+        entry.class_name = saved.classes[top[0]]
+        entry.probability = float(p[top[0]])
+        entry.top3 = [(saved.classes[i], float(p[i])) for i in top]

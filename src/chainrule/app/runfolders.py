@@ -68,13 +68,17 @@ def check_output_parent(path: str | Path, option: str = "--out") -> Path:
 
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``run_dir`` while writing to it; a second writer is refused.
+    """Hold an exclusive lock on ``run_dir`` (an existing folder) while writing to it; a second
+    writer is refused at once, not made to wait.
 
-    An OS-level lock (flock), so it is released when the process dies, even by ``kill -9``.
+    An OS-level lock (flock), so it is released when the process dies, even by ``kill -9``; the
+    lock file (``LOCK_FILE``) holds the owner's process id, for the message.
+    Raises RunLockedError naming the process that holds it, OSError when the folder cannot be
+    written.
     """
     import fcntl
 
-    lock_path = Path(run_dir) / ".lock"
+    lock_path = Path(run_dir) / LOCK_FILE
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -94,7 +98,8 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
 def is_run_folder(path: str | Path) -> bool:
     """Whether ``path`` is a run folder: its config.json carries chainrule's run marker, or (a
     run made before the marker, or one whose config.json was damaged) it holds a model or
-    checkpoint file in chainrule's format beside a config.json."""
+    checkpoint file in chainrule's format beside a config.json. Never raises: a file that
+    cannot be read is taken for what it cannot prove."""
     path = Path(path)
     config = path / CONFIG_FILE
     if not config.is_file():
@@ -109,7 +114,8 @@ def is_run_folder(path: str | Path) -> bool:
 
 
 def has_trained(path: str | Path) -> bool:
-    """Whether a run folder holds anything trained (a checkpoint or a model)."""
+    """Whether a run folder holds anything trained (a checkpoint or a model file); never
+    raises."""
     return (Path(path) / CHECKPOINT_FILE).exists() or (Path(path) / MODEL_FILE).exists()
 
 
@@ -154,7 +160,8 @@ def check_new_run_folder(path: str | Path, force: bool = False) -> None:
 
 def clear_run_files(path: str | Path) -> list[Path]:
     """Delete a previous run's files from a run folder (the names in ``RUN_FILES`` except the
-    lock); any other file stays. Returns the paths deleted."""
+    lock); any other file stays. Returns the paths deleted. Raises OSError when one cannot be
+    deleted."""
     removed = []
     for name in RUN_FILES:
         target = Path(path) / name
@@ -166,7 +173,9 @@ def clear_run_files(path: str | Path) -> list[Path]:
 
 def create_unique_folder(path: str | Path) -> Path:
     """Create the folder ``path``, or ``path-2``, ``path-3``... when it is taken; returns the one
-    made. mkdir either creates a folder or fails, so two processes never get the same one."""
+    made. mkdir either creates a folder or fails, so two processes never get the same one.
+    Raises OSError (FileNotFoundError when the folder above is missing) for any failure but
+    a taken name."""
     path = Path(path)
     for i in itertools.count(1):
         candidate = path if i == 1 else path.with_name(f"{path.name}-{i}")
@@ -175,7 +184,7 @@ def create_unique_folder(path: str | Path) -> Path:
         except FileExistsError:
             continue
         return candidate
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable")  # itertools.count never ends; for type checkers
 
 
 @dataclass
@@ -192,10 +201,12 @@ class RunInfo:
     date: str  # ISO 8601, to the second
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON-able dict (what ``chainrule runs --json`` lists)."""
         return dict(self.__dict__)
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing, unreadable or not an object."""
     try:
         obj = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -204,6 +215,7 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
 
 
 def _epochs_in_metrics(path: Path) -> int:
+    """The rows of a metrics.csv under its header: the epochs it records (0 without a file)."""
     try:
         with path.open(newline="") as f:
             return max(0, sum(1 for _ in csv.reader(f)) - 1)
@@ -212,7 +224,9 @@ def _epochs_in_metrics(path: Path) -> int:
 
 
 def run_info(path: Path, root: Path) -> RunInfo:
-    """What the run folder ``path`` holds; ``run`` is its path relative to ``root``."""
+    """What the run folder ``path`` (one for which ``is_run_folder`` holds) says about itself;
+    ``run`` is its path relative to ``root``. A damaged config.json or summary.json gives a
+    status, not an error. Raises OSError when config.json vanished meanwhile."""
     config = _read_json_object(path / CONFIG_FILE)
     summary = _read_json_object(path / SUMMARY_FILE)
     name = str(path.relative_to(root)) if path != root else str(path)
