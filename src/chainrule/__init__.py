@@ -1,11 +1,12 @@
 """chainrule: backpropagation from first principles, on NumPy.
 
-The public surface. A computational graph of local gates (``gates``), the Tensor that records it
-and its reverse walk (``tensor``), gradient checking (``gradcheck``), and the worked circuit.
+The public surface. A computational graph of local gates (``gates``, ``shaping``, ``fused``),
+the Tensor that records it and its reverse walk (``Tensor``), gradient checking (``gradcheck``),
+models, losses and optimizers (``nn``, ``losses``, ``optim``), training (``fit``) and data.
 """
 
 from chainrule import data, nn
-from chainrule.engine import gates
+from chainrule.engine import fused, gates, shaping
 from chainrule.engine.errors import (
     ChainruleError,
     ChecksumError,
@@ -21,7 +22,6 @@ from chainrule.engine.tensor import (
     Tensor,
     affine,
     affine_relu,
-    defer_weight_grads,
     exp,
     is_grad_enabled,
     log,
@@ -52,10 +52,10 @@ __all__ = [
     "affine",
     "affine_relu",
     "data",
-    "defer_weight_grads",
     "evaluate",
     "exp",
     "fit",
+    "fused",
     "gates",
     "gradcheck",
     "is_grad_enabled",
@@ -69,6 +69,7 @@ __all__ = [
     "optim",
     "rel_error",
     "relu",
+    "shaping",
     "sigmoid",
     "tanh",
 ]
