@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chainrule as cr
-from chainrule.engine import gates
+from chainrule.engine import arrays, fused, gates, shaping
 from chainrule.engine.tensor import Tensor
 
 TOL = 1e-7
@@ -200,21 +200,21 @@ GATE_CASES = [
     (gates.Mul(), (2, 3), (2, 3)),
     (gates.Div(), (2, 3), (1, 3)),
     (gates.Maximum(), (2, 3), (2, 3)),
-    (gates.MatMul(), (2, 3), (3, 4)),
-    (gates.Affine(), (2, 3), (4, 3), (4,)),
-    (gates.AffineReLU(), (2, 3), (4, 3), (4,)),
+    (shaping.MatMul(), (2, 3), (3, 4)),
+    (fused.Affine(), (2, 3), (4, 3), (4,)),
+    (fused.AffineReLU(), (2, 3), (4, 3), (4,)),
     (gates.Neg(), (2, 3)),
     (gates.Pow(2.0), (2, 3)),
     (gates.Exp(), (2, 3)),
     (gates.ReLU(), (2, 3)),
     (gates.Sigmoid(), (2, 3)),
     (gates.Tanh(), (2, 3)),
-    (gates.Sum(axis=1), (2, 3)),
-    (gates.Mean(axis=0, keepdims=True), (2, 3)),
-    (gates.Reshape((3, 2)), (2, 3)),
-    (gates.Transpose(), (2, 3)),
-    (gates.SoftmaxCrossEntropy(np.array([0, 2])), (2, 3)),
-    (gates.MulticlassHinge(np.array([0, 2])), (2, 3)),
+    (shaping.Sum(axis=1), (2, 3)),
+    (shaping.Mean(axis=0, keepdims=True), (2, 3)),
+    (shaping.Reshape((3, 2)), (2, 3)),
+    (shaping.Transpose(), (2, 3)),
+    (fused.SoftmaxCrossEntropy(np.array([0, 2])), (2, 3)),
+    (fused.MulticlassHinge(np.array([0, 2])), (2, 3)),
 ]
 
 
@@ -295,18 +295,18 @@ def test_batch_sum_is_the_column_sum(dtype):
     d = rng.standard_normal((37, 11)).astype(dtype)
     tol = 1e-5 if dtype == np.float32 else 1e-13
     for a in (d, d[:, ::2], d[5:9], d[:0]):
-        got = gates.batch_sum(a)
+        got = arrays.batch_sum(a)
         assert got.dtype == dtype and got.shape == (a.shape[1],)
         np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
     ints = np.arange(12).reshape(4, 3)
-    np.testing.assert_array_equal(gates.batch_sum(ints), [18, 22, 26])
+    np.testing.assert_array_equal(arrays.batch_sum(ints), [18, 22, 26])
     # what Sum's backward hands a layer: a read-only broadcast, stride 0
     spread = np.broadcast_to(np.arange(11, dtype=dtype), (37, 11))
-    np.testing.assert_allclose(gates.batch_sum(spread), 37 * np.arange(11), rtol=tol)
+    np.testing.assert_allclose(arrays.batch_sum(spread), 37 * np.arange(11), rtol=tol)
     # the ones vector is shared by every caller: read-only, and never handed out
-    ones = gates._ones(37, np.dtype(dtype))
+    ones = arrays._ones(37, np.dtype(dtype))
     assert not ones.flags.writeable
-    assert not np.shares_memory(gates.batch_sum(d), ones)
+    assert not np.shares_memory(arrays.batch_sum(d), ones)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
@@ -316,19 +316,19 @@ def test_relu_gives_what_maximum_with_zero_gives(dtype):
     x = np.resize(np.array(special, dtype), (64, 70))
     x.ravel()[::7] = (10 * rng.standard_normal(len(x.ravel()[::7]))).astype(dtype)
     want = np.maximum(x, 0)
-    got = gates.relu(x)
+    got = arrays.relu(x)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # +0.0, never -0.0
     assert got.dtype == want.dtype
     # in place, and on an array past the cached zeros' size limit (the scalar road)
     inplace = x.copy()
-    assert gates.relu(inplace, out=inplace) is inplace
+    assert arrays.relu(inplace, out=inplace) is inplace
     np.testing.assert_array_equal(inplace, want)
-    big = np.resize(x, (gates._ZEROS_MAX // 64 + 1, 64))
-    np.testing.assert_array_equal(gates.relu(big), np.maximum(big, 0))
+    big = np.resize(x, (arrays._ZEROS_MAX // 64 + 1, 64))
+    np.testing.assert_array_equal(arrays.relu(big), np.maximum(big, 0))
     # the shared zeros are read-only and never handed out
     if x.dtype.kind == "f":
-        zeros = gates._zeros(x.shape, x.dtype)
+        zeros = arrays._zeros(x.shape, x.dtype)
         assert not zeros.flags.writeable and not np.shares_memory(got, zeros)
         assert not zeros.any()
 
@@ -337,7 +337,7 @@ def test_affine_relu_keeps_its_mask_and_leaves_dout_alone():
     x = np.array([[1.0, -2.0], [0.5, 0.5]])
     W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
     b = np.array([0.0, 0.0, 1.0])
-    gate = gates.AffineReLU()
+    gate = fused.AffineReLU()
     out = gate.forward(x, W, b)
     # pre-activations [[1, -2, 2], [0.5, 0.5, 0]]: the 0 is a kink, its gradient 0 as in ReLU
     np.testing.assert_array_equal(out, [[1, 0, 2], [0.5, 0.5, 0]])
@@ -356,10 +356,10 @@ def test_affine_relu_agrees_with_relu_at_infinities_and_nan():
         x = np.array([[1e30, 1.0]], np.float32)
         W = np.array([[-1e30, 0.0], [1e30, 0.0], [0.0, np.nan]], np.float32)
         pre = x @ W.T  # -inf, inf, nan
-        fused = gates.AffineReLU().forward(x, W, np.zeros(3, np.float32))
+        together = fused.AffineReLU().forward(x, W, np.zeros(3, np.float32))
         apart = gates.ReLU().forward(pre)
-    np.testing.assert_array_equal(fused, apart)
-    assert fused[0, 0] == 0 and not np.signbit(fused[0, 0])
+    np.testing.assert_array_equal(together, apart)
+    assert together[0, 0] == 0 and not np.signbit(together[0, 0])
 
 
 # --- 0-d inputs: NumPy's ufuncs give scalars there, the gates must still give arrays ----------
@@ -379,11 +379,11 @@ SCALAR_GATES = [
     (gates.ReLU, 1),
     (gates.Sigmoid, 1),
     (gates.Tanh, 1),
-    (gates.Sum, 1),
-    (gates.Mean, 1),
-    (lambda: gates.Reshape(()), 1),
-    (gates.Transpose, 1),
-    (gates.SumOfSquares, 1),
+    (shaping.Sum, 1),
+    (shaping.Mean, 1),
+    (lambda: shaping.Reshape(()), 1),
+    (shaping.Transpose, 1),
+    (shaping.SumOfSquares, 1),
 ]
 
 

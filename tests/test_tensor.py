@@ -356,3 +356,64 @@ def test_plus_equals_makes_a_new_tensor_and_rebinding_data_is_safe():
     z.data = np.array(5.0)  # rebinding: the gate kept the old array
     w.backward()
     assert z.grad == 4.0
+
+
+# --- gradients are plain arrays, and the engine owns accumulation -----------------------------
+
+
+def test_every_gradient_is_an_array_formed_at_once_and_kept_by_its_tensor():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 4))
+    W = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = Tensor(rng.standard_normal(3), requires_grad=True)
+    up = rng.standard_normal((5, 3))
+    cr.affine(Tensor(x), W, b).backward(up)
+    for t in (W, b):
+        assert type(t.grad) is np.ndarray and t.grad.flags.writeable and t.grad.base is None
+    expected = up.T @ x
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-14)
+    np.testing.assert_allclose(b.grad, up.sum(axis=0), rtol=1e-14)
+    x[:] = 0  # the batch overwritten after backward: the gradient was formed and stays
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-14)
+
+
+def test_a_weight_used_twice_and_penalized_sums_every_gradient():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 4))
+    W = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = Tensor(rng.standard_normal(3), requires_grad=True)
+    h = cr.affine_relu(Tensor(x), W, b)
+    total = (cr.affine(Tensor(x), W, b) * 2.0).sum() + h.sum() + cr.losses.l2_penalty([W], 0.3)
+    total.backward()
+    mask = (x @ W.data.T + b.data > 0).astype(float)
+    expected = 2.0 * np.ones((5, 3)).T @ x + mask.T @ x + 0.6 * W.data
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-13)
+    # a second backward without zero_grad adds to the first, through one reused batch buffer
+    before, buf = W.grad.copy(), rng.standard_normal((5, 4))
+    first = buf.copy()
+    cr.affine(Tensor(buf), W, b).sum().backward()
+    buf[:] = rng.standard_normal((5, 4))
+    cr.affine(Tensor(buf), W, b).sum().backward()
+    np.testing.assert_allclose(W.grad, before + np.ones((5, 3)).T @ (first + buf), rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a, b: (a + b).sum(),  # add: one dout for both inputs
+        lambda a, b: (a - b).sum(),
+        lambda a, b: a.sum() + b.sum(),  # sum: a read-only broadcast of dout
+        lambda a, b: a.reshape(3, 1).sum() + b.T.sum(),  # views of dout
+        lambda a, b: (a * 1.0 + b * 1.0).sum() + a.sum(),  # used twice: added out of place
+    ],
+)
+def test_editing_one_leaf_gradient_in_place_cannot_change_another(make):
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    make(a, b).backward()
+    others = [b.grad.copy()]
+    for t in (a, b):
+        assert t.grad.flags.writeable and not np.shares_memory(t.grad, t.data)
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad *= 100  # e.g. clipping one gradient by hand
+    np.testing.assert_array_equal(b.grad, others[0])

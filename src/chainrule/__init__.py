@@ -1,7 +1,8 @@
 """chainrule: backpropagation from first principles, on NumPy.
 
-The public surface. A computational graph of local gates (``gates``), the Tensor that records it
-and its reverse walk (``tensor``), gradient checking (``gradcheck``), and the worked circuit.
+The public surface. A computational graph of local gates (``gates``, ``shaping``, ``fused``),
+the Tensor that records it and its reverse walk (``Tensor``), gradient checking (``gradcheck``),
+models, losses and optimizers (``nn``, ``losses``, ``optim``), training (``fit``) and data.
 
 Each name is imported when it is first used (a module ``__getattr__``, PEP 562), not by
 ``import chainrule`` itself: Python imports this package before any other code of chainrule's
@@ -21,6 +22,8 @@ _MODULES = {
     "data": "chainrule.data",
     "nn": "chainrule.nn",
     "gates": "chainrule.engine.gates",
+    "shaping": "chainrule.engine.shaping",
+    "fused": "chainrule.engine.fused",
     "losses": "chainrule.nn.losses",
     "optim": "chainrule.nn.optim",
 }
@@ -46,7 +49,6 @@ _SOURCES = {
         "Tensor",
         "affine",
         "affine_relu",
-        "defer_weight_grads",
         "exp",
         "is_grad_enabled",
         "log",

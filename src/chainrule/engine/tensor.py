@@ -1,124 +1,40 @@
 """Tensor: an array that remembers the gate that made it, and backward(), the reverse walk.
 
-A Tensor made by a gate keeps that gate and the gate's input Tensors. ``backward()`` sorts the graph
-once (iteratively, so a chain of any depth works) and walks it in reverse: each gate gets the
-gradient of its output and hands one gradient to each input. Gradients add up where a tensor feeds
-more than one gate.
-
-In-place changes: a gate keeps its input arrays for backward (mul keeps both factors), so a tensor
-changed in place between the forward pass and ``backward()`` would give the gradient at the new
-values, silently. Every in-place change chainrule makes (an optimizer step, ``load_state_dict``)
-calls ``Tensor.mark_modified``, which ticks a global clock and stamps the tensor with it; ``apply``
-stamps each gate it records with the clock; ``backward()`` first checks every gate whose inputs
-changed after its stamp and refuses with a ChainruleError naming the tensor and what changed it.
-(One stamp per gate, not one version per input: the same answer, at no cost per input.)
+A Tensor made by a gate keeps that gate and the gate's inputs. ``backward()`` sorts the graph once
+(iteratively: a chain of any depth works) and walks it in reverse; each gate gets the gradient of
+its output and hands one gradient to each input, which the engine adds up (``autograd``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from chainrule.engine import gates
-from chainrule.engine.errors import ChainruleError, ShapeError
+from chainrule.engine import autograd, fused, gates, shaping, versions
+from chainrule.engine.arrays import as_array
 
-_grad_enabled = True
-
-# Ticks at every in-place change made through ``Tensor.mark_modified`` (see the module docstring).
-_clock = 0
-
-
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Inside this block operations compute values only: no graph, no caches kept."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-def is_grad_enabled() -> bool:
-    """Whether operations record the graph now (False inside ``no_grad()``)."""
-    return _grad_enabled
-
-
-_defer_weight_grads = False
-
-
-@contextlib.contextmanager
-def defer_weight_grads() -> Iterator[None]:
-    """Inside this block backward leaves a dense layer's weight gradient unformed.
-
-    The gradient dᵀx stays as its two factors (``Tensor.raw_grad`` is a ``gates.OuterProduct``)
-    until read, so an optimizer step can add ``-lr * dᵀx`` into the weights inside one matrix
-    product. The factors are the arrays of the forward pass: the batch must not be overwritten
-    between ``backward()`` and ``step()``. ``fit`` trains inside this block; outside it, backward
-    forms every gradient at once.
-    """
-    global _defer_weight_grads
-    previous, _defer_weight_grads = _defer_weight_grads, True
-    try:
-        yield
-    finally:
-        _defer_weight_grads = previous
-
-
-def _as_array(value: Any, like: np.ndarray | None = None) -> np.ndarray:
-    """An array for a constant operand; numbers take the dtype of the tensor they meet."""
-    array = np.asarray(value)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-    ):
-        raise TypeError(f"cannot use a value of type {type(value).__name__} in a Tensor operation")
-    if like is not None and np.issubdtype(like.dtype, np.floating):
-        # A constant adopts the tensor's float dtype: float32 training stays float32.
-        return array.astype(like.dtype, copy=False)
-    if not np.issubdtype(array.dtype, np.floating):
-        return array.astype(np.float64)
-    return array
-
-
-class _Version:
-    """A tensor's in-place changes: how many, the clock at the last one, and what made it."""
-
-    __slots__ = ("by", "count", "last")
-
-    def __init__(self) -> None:
-        self.count, self.last, self.by = 0, 0, ""
+# (no_grad and is_grad_enabled live in autograd, and are chainrule.engine.tensor's too)
+from chainrule.engine.autograd import is_grad_enabled, no_grad, topological_order  # noqa: F401
 
 
 class Tensor:
     """An array with a gradient, and the gate (and inputs) that made it.
 
-    data: the values, any shape (a scalar is 0-d). grad: same shape, filled in by ``backward()``.
-    requires_grad: whether gradients flow to this tensor. Integer and boolean data become float64;
-    float32 and float64 stay as they are.
+    data: the values, any shape (a scalar is 0-d); integer and boolean data become float64,
+    float32 and float64 stay. grad: a plain attribute, None until ``backward()`` fills it with an
+    array of data's shape (a leaf's is its own writable array). requires_grad: whether
+    gradients flow to this tensor.
 
-    In-place changes: ``backward()`` refuses (ChainruleError) when a tensor that a gate kept for
-    its gradient was changed in place after the forward pass, by an optimizer step or
-    ``load_state_dict``, or by anything that called ``mark_modified()``. What chainrule cannot see
-    is a write into the NumPy array by hand (``t.data[...] = v``, ``t.data += 1``, ``out=t.data``):
-    call ``t.mark_modified()`` after one, or run the forward pass again. ``Tensor(t)`` and
-    ``t.detach()`` share t's array and its record of changes; ``Tensor(t.data)`` shares only the
-    array. Rebinding (``t.data = new_array``) changes nothing a gate kept, and ``t += 1`` makes a
-    new tensor (there are no in-place operators), so both are safe.
+    In-place changes (see ``versions``): ``backward()`` refuses a graph whose kept tensor was
+    changed in place after the forward pass by an optimizer step, ``load_state_dict`` or anything
+    that called ``mark_modified()``. A write into the array by hand (``t.data[...] = v``) cannot
+    be seen: call ``t.mark_modified()`` after one. ``Tensor(t)`` and ``t.detach()`` share t's
+    record of changes; rebinding ``t.data`` and ``t += 1`` (a new tensor) are safe.
     """
 
-    __slots__ = (
-        "_gate",
-        "_grad",
-        "_inputs",
-        "_stamp",
-        "_version",
-        "data",
-        "name",
-        "requires_grad",
-    )
+    __slots__ = ("_gate", "_inputs", "_stamp", "_version", "data", "grad", "name", "requires_grad")
     __array_priority__ = 100  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
@@ -126,16 +42,15 @@ class Tensor:
         if isinstance(data, Tensor):  # the same array: the same record of in-place changes
             version = data._shared_version()
             data = data.data
-        # Most tensors are a gate's float output: skip the checks (a few µs each, every step).
-        if not (type(data) is np.ndarray and data.dtype.kind == "f"):
-            data = _as_array(data)
+        if not (type(data) is np.ndarray and data.dtype.kind == "f"):  # (a gate's output is)
+            data = as_array(data)
         self.data: np.ndarray = data
-        self._grad: np.ndarray | gates.OuterProduct | None = None
+        self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.name = name
         self._gate: gates.Gate | None = None
         self._inputs: tuple[Tensor, ...] = ()
-        self._version: _Version | None = version  # made on the first in-place change
+        self._version: versions.Version | None = version  # made on the first in-place change
         # (_stamp, the clock when apply recorded this tensor's gate, is set by apply only)
 
     # --- in-place changes ---
@@ -151,56 +66,32 @@ class Tensor:
         ``backward()`` with a ChainruleError naming the tensor and ``by``. Optimizers and
         ``Module.load_state_dict`` call it; call it after writing into ``data`` by hand.
         """
-        global _clock
-        _clock += 1
-        version = self._shared_version()
-        version.count += 1
-        version.last, version.by = _clock, by
+        self._shared_version().record(by)
 
-    def _shared_version(self) -> _Version:
+    def _shared_version(self) -> versions.Version:
         if self._version is None:
-            self._version = _Version()
+            self._version = versions.Version()
         return self._version
-
-    def _describe(self) -> str:
-        """The tensor for a message: its name if it has one, and its shape and dtype."""
-        what = f"tensor {self.name!r}" if self.name else "a tensor"
-        return f"{what} of shape {self.shape} {self.dtype}"
-
-    # --- the gradient ---
-    @property
-    def grad(self) -> np.ndarray | None:
-        """d(result)/d(this tensor) after ``backward()``, same shape as data; None before."""
-        g = self._grad
-        if type(g) is gates.OuterProduct:  # left unformed by backward: form it on first look
-            g = self._grad = g.form()
-        return g
-
-    @grad.setter
-    def grad(self, value: np.ndarray | None) -> None:
-        self._grad = value
-
-    @property
-    def raw_grad(self) -> np.ndarray | gates.OuterProduct | None:
-        """The gradient as backward left it: an array, or for a dense layer's weight an
-        ``OuterProduct`` not yet formed (optimizers apply that with one BLAS call)."""
-        return self._grad
 
     # --- plain facts ---
     @property
     def shape(self) -> tuple[int, ...]:
+        """data's shape."""
         return self.data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """data's dtype."""
         return self.data.dtype
 
     @property
     def ndim(self) -> int:
+        """data's number of dimensions (0 for a scalar)."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """data's number of elements."""
         return self.data.size
 
     @property
@@ -263,10 +154,10 @@ class Tensor:
         return apply(gates.Div(), other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return apply(gates.MatMul(), self, other)
+        return apply(shaping.MatMul(), self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return apply(gates.MatMul(), other, self)
+        return apply(shaping.MatMul(), other, self)
 
     def __neg__(self) -> Tensor:
         return apply(gates.Neg(), self)
@@ -304,202 +195,68 @@ class Tensor:
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """The sum over ``axis`` (all axes by default): (N, D).sum(axis=1) -> (N,)."""
-        return apply(gates.Sum(axis, keepdims), self)
+        return apply(shaping.Sum(axis, keepdims), self)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """The mean over ``axis`` (all axes by default): (N, D).mean(axis=0) -> (D,)."""
-        return apply(gates.Mean(axis, keepdims), self)
+        return apply(shaping.Mean(axis, keepdims), self)
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         """The same elements in a new shape, e.g. (N, H, W) -> reshape(N, -1) -> (N, H*W)."""
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])  # type: ignore[arg-type]
-        return apply(gates.Reshape(tuple(shape)), self)  # type: ignore[arg-type]
+        return apply(shaping.Reshape(tuple(shape)), self)  # type: ignore[arg-type]
 
     def transpose(self, *axes: int) -> Tensor:
         """Axes permuted as given (reversed by default): (N, D) -> (D, N)."""
-        return apply(gates.Transpose(axes or None), self)
+        return apply(shaping.Transpose(axes or None), self)
 
     @property
     def T(self) -> Tensor:
         """The axes reversed: (N, D) -> (D, N)."""
-        return apply(gates.Transpose(), self)
+        return apply(shaping.Transpose(), self)
 
     # --- the reverse walk ---
     def backward(self, grad: Any = None) -> None:
         """Fill ``.grad`` of every tensor in this one's graph that requires a gradient.
 
-        grad: the seed, d(something)/d(self), same shape as self. It may be left out only for a
-        scalar (one element), where it is 1. Each gate's cache is freed once its backward ran.
+        grad: the seed, d(something)/d(self), same shape as self (copied, never kept). It may be
+        left out only for a scalar (one element), where it is 1. Raises ShapeError for a missing
+        or misshapen seed, ChainruleError for a graph already walked or one whose kept tensor
+        was changed in place. Each gate's cache is freed once its backward ran.
         """
-        if grad is None:
-            if self.data.size != 1:
-                raise ShapeError(
-                    f"backward: this tensor has shape {self.shape}; backward() without a seed "
-                    "gradient needs a scalar. Reduce it first (e.g. .sum() or .mean()) or pass "
-                    "backward(grad) with the same shape"
-                )
-            seed = np.ones_like(self.data)
-        else:
-            seed = np.array(_as_array(grad, self.data))  # a copy: never the caller's array
-            if seed.shape != self.shape:
-                raise ShapeError(
-                    f"backward: the seed gradient has shape {seed.shape}, expected {self.shape}"
-                )
+        seed = autograd.seed_gradient(self, grad)
         order = topological_order(self)
-        check_saved_inputs(order)  # before any gradient is touched
-        # np.asarray: a sum of two 0-d arrays is a NumPy scalar, and gradients stay arrays.
-        self.grad = seed if self.grad is None else np.asarray(self.grad + seed)
-        owned: set[int] = set()  # tensors whose grad array only they hold: add into it in place
-        # Arrays the optimizer will change in place: an unformed gradient must not depend on them.
-        # Listed when the first unformed gradient arrives (most graphs have none).
-        params: list[np.ndarray] | None = None
+        versions.check_saved_inputs(order)  # before any gradient is touched
+        autograd.accumulate(self, seed, None)
         for node in reversed(order):
             gate = node._gate
             if gate is None:
                 continue
-            if node._grad is None:  # nothing reached it: it does not affect the result
-                gate.release()
-                node._gate, node._inputs = _SPENT, ()
-                continue
-            input_grads = gate.backward(node.grad)
-            for parent, g in zip(node._inputs, input_grads):
-                if g is None or not parent.requires_grad:
-                    continue
-                if type(g) is not np.ndarray:
-                    if (
-                        _defer_weight_grads
-                        and type(g) is gates.OuterProduct
-                        and parent._gate is None
-                        and parent._grad is None
-                    ):
-                        if params is None:
-                            params = [t.data for t in order if t._gate is None and t.requires_grad]
-                        if not any(np.may_share_memory(g.x, p) for p in params):
-                            # A leaf's only gradient so far: left as factors for the optimizer.
-                            parent._grad = g
-                            continue
-                    g = np.asarray(g)  # forms an OuterProduct; makes NumPy scalars 0-d arrays
-                held = parent._grad
-                if type(held) is gates.OuterProduct:  # a second gradient arrives: form the first
-                    held = parent._grad = held.form()
-                    owned.add(id(parent))
-                if held is None:
-                    if not gate.fresh_grads and parent._gate is None:
-                        # A leaf keeps its gradient: give it its own writable array, not a view
-                        # shared with a neighbour (add) or a read-only broadcast (sum).
-                        g = np.array(g)
-                    parent._grad = g
-                    if gate.fresh_grads or parent._gate is None:
-                        owned.add(id(parent))
-                elif id(parent) in owned:
-                    np.add(held, g, out=held)
-                else:
-                    # Out of place: this array may be shared (add hands one dout to both of
-                    # its inputs), and adding into it would corrupt a neighbour's gradient.
-                    # np.asarray: two 0-d arrays add up to a NumPy scalar, which the next
-                    # contribution could not be added into (a scalar used three times).
-                    parent._grad = np.asarray(held + g)
-                    owned.add(id(parent))
+            if node.grad is not None:  # (None: nothing reached it; it does not affect the result)
+                for parent, g in zip(node._inputs, gate.backward(node.grad)):
+                    if g is not None and parent.requires_grad:
+                        autograd.accumulate(parent, g, node.grad)
             gate.release()
-            node._gate, node._inputs = _SPENT, ()
-
-
-class _Spent(gates.Gate):
-    """Stands in for a gate whose cache was freed by backward, to refuse a second backward."""
-
-    name = "spent"
-
-    def backward(self, dout: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        raise ChainruleError(
-            "backward: this graph was already back-propagated and its caches freed; "
-            "run the forward pass again"
-        )
-
-    def release(self) -> None:
-        pass
-
-
-_SPENT = _Spent()
-
-
-def check_saved_inputs(order: Sequence[Tensor]) -> None:
-    """Refuse a graph in which a tensor a gate kept for backward was changed in place since.
-
-    order: tensors as ``topological_order`` gives them. Raises ChainruleError naming the first
-    such tensor, the gate and what changed it. Costs one comparison per gate when nothing was
-    changed in place since the graph was recorded (a training step: step() comes after backward).
-    """
-    clock = _clock
-    for node in order:
-        gate = node._gate
-        if gate is None or node._stamp == clock:
-            continue
-        saved = gate.saved_inputs
-        for i, t in enumerate(node._inputs):
-            version = t._version
-            if version is None or version.last <= node._stamp:
-                continue
-            if saved is not None and i not in saved:
-                continue  # the gate kept only its shape, or nothing of it
-            raise ChainruleError(
-                f"backward: {_changed(t)}, kept by the {gate.describe()} gate for its "
-                f"gradient, was changed in place by {version.by} after the forward pass, so the "
-                "gradient would be taken at the new values; run the forward pass again after "
-                "the change (in a training loop: forward, backward, then step)"
-            )
-
-
-def _changed(t: Tensor) -> str:
-    """``t`` for the message of check_saved_inputs: a view is named by the tensor it shows."""
-    source = t
-    while source._gate is not None and source._gate.view_of is not None and source._inputs:
-        source = source._inputs[source._gate.view_of]
-    if source is t:
-        return t._describe()
-    return f"{source._describe()} (seen through a {t._gate.describe()} view of it)"  # type: ignore[union-attr]
-
-
-def topological_order(root: Tensor) -> list[Tensor]:
-    """Every tensor that ``root`` depends on through gates, inputs before the tensors they feed.
-
-    An explicit stack instead of recursion, so depth is limited only by memory. Leaves and
-    constants are included; ``root`` is last.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = {id(root)}
-    # Each stack entry holds an iterator over a node's inputs, which resumes where it stopped;
-    # leaves go straight to the order. (This walk runs every training step.)
-    stack: list[tuple[Tensor, Iterator[Tensor]]] = [(root, iter(root._inputs))]
-    while stack:
-        node, children = stack[-1]
-        for child in children:
-            if id(child) not in seen:
-                seen.add(id(child))
-                if child._inputs:
-                    stack.append((child, iter(child._inputs)))
-                    break
-                order.append(child)
-        else:
-            stack.pop()
-            order.append(node)
-    return order
+            node._gate, node._inputs = autograd.SPENT, ()
 
 
 def as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     """``value`` if it is a Tensor, else a constant leaf (numbers take ``like``'s float dtype)."""
     if isinstance(value, Tensor):
         return value
-    return Tensor(_as_array(value, like.data if like is not None else None))
+    return Tensor(as_array(value, like.data if like is not None else None))
 
 
 def apply(gate: gates.Gate, *operands: Any) -> Tensor:
     """Run ``gate`` forward on the operands and, when a gradient is needed, record it in the graph.
 
-    Operands may be Tensors, arrays or numbers; the non-Tensors become constants with the dtype of
-    the first Tensor operand.
+    operands: Tensors, arrays or numbers, shapes as the gate takes them; the non-Tensors become
+    constants with the dtype of the first Tensor operand. Returns the output Tensor (the gate's
+    output array, which keeps the gate and inputs when one of them requires a gradient). Raises
+    what the gate's forward raises (ShapeError), TypeError for a non-numeric operand.
     """
-    if all(type(x) is Tensor for x in operands):  # the common case, every step: no conversions
+    if all(isinstance(x, Tensor) for x in operands):  # the common case: no conversions
         inputs: tuple[Tensor, ...] = operands
     else:
         like = next((x for x in operands if isinstance(x, Tensor)), None)
@@ -508,16 +265,16 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
     if gate.view_of is not None and np.may_share_memory(out.data, inputs[gate.view_of].data):
         # A view changes with its input's array: it shares the input's record of changes.
         out._version = inputs[gate.view_of]._shared_version()
-    if _grad_enabled:
+    if is_grad_enabled():
         needs = tuple([t.requires_grad for t in inputs])
         if any(needs):  # (requires_grad may be any truthy value)
             gate.needs_input_grad = needs
             out.requires_grad = True
-            out._gate, out._inputs, out._stamp = gate, inputs, _clock
+            out._gate, out._inputs, out._stamp = gate, inputs, versions.clock()
     return out
 
 
-# --- functions for the gates that are not operators ----------
+# --- functions for the gates that are not operators: shapes as the gates' docstrings say ---
 
 
 def maximum(a: Any, b: Any) -> Tensor:
@@ -525,41 +282,17 @@ def maximum(a: Any, b: Any) -> Tensor:
     return apply(gates.Maximum(), a, b)
 
 
-def matmul(a: Any, b: Any) -> Tensor:
-    """a @ b for 1-D or 2-D operands (or stacks of matrices). a: (N, D), b: (D, M) -> (N, M)."""
-    return apply(gates.MatMul(), a, b)
-
-
 def affine(x: Any, W: Any, b: Any) -> Tensor:
     """x @ W.T + b in one gate. x: (N, D), W: (M, D), b: (M,) -> (N, M)."""
-    return apply(gates.Affine(), x, W, b)
+    return apply(fused.Affine(), x, W, b)
 
 
 def affine_relu(x: Any, W: Any, b: Any) -> Tensor:
     """max(x @ W.T + b, 0) in one gate. x: (N, D), W: (M, D), b: (M,) -> (N, M)."""
-    return apply(gates.AffineReLU(), x, W, b)
+    return apply(fused.AffineReLU(), x, W, b)
 
 
-def relu(x: Any) -> Tensor:
-    """max(x, 0) elementwise; derivative 0 at x = 0."""
-    return apply(gates.ReLU(), x)
-
-
-def sigmoid(x: Any) -> Tensor:
-    """1 / (1 + e**-x) elementwise."""
-    return apply(gates.Sigmoid(), x)
-
-
-def tanh(x: Any) -> Tensor:
-    """tanh(x) elementwise."""
-    return apply(gates.Tanh(), x)
-
-
-def exp(x: Any) -> Tensor:
-    """e**x elementwise."""
-    return apply(gates.Exp(), x)
-
-
-def log(x: Any) -> Tensor:
-    """Natural logarithm elementwise."""
-    return apply(gates.Log(), x)
+# Methods as functions of any operands (arrays and numbers too): relu(x) is x.relu(), matmul(a, b)
+# is a @ b (1-D or 2-D operands, or stacks of matrices: (N, D) @ (D, M) -> (N, M)).
+relu, sigmoid, tanh, exp, log = Tensor.relu, Tensor.sigmoid, Tensor.tanh, Tensor.exp, Tensor.log
+matmul = Tensor.__matmul__

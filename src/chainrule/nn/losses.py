@@ -6,7 +6,7 @@
 - Softmax: cross-entropy of softmax(s), L_i = -log(e^{s_{y_i}} / sum_j e^{s_j}), computed stably.
 - Regularization: reg * sum(W**2) over the weights, not the biases (its gradient is 2 * reg * W).
 
-Each data loss is one fused gate (``gates.SoftmaxCrossEntropy``, ``gates.MulticlassHinge``): the
+Each data loss is one fused gate (``fused.SoftmaxCrossEntropy``, ``fused.MulticlassHinge``): the
 formulas are vectorized there, and ``*_loop`` versions here spell them out for the tests.
 
 At the edges (the gates and the loops alike):
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine import gates
+from chainrule.engine import fused, shaping
 from chainrule.engine.tensor import Tensor, apply
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -43,7 +43,7 @@ def softmax_loss(scores: Tensor, y: Any) -> Tensor:
     Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
     and NaN scores: see the module docstring.
     """
-    return apply(gates.SoftmaxCrossEntropy(np.asarray(y)), scores)
+    return apply(fused.SoftmaxCrossEntropy(np.asarray(y)), scores)
 
 
 def svm_loss(scores: Tensor, y: Any) -> Tensor:
@@ -52,14 +52,14 @@ def svm_loss(scores: Tensor, y: Any) -> Tensor:
     Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
     and NaN scores: see the module docstring.
     """
-    return apply(gates.MulticlassHinge(np.asarray(y)), scores)
+    return apply(fused.MulticlassHinge(np.asarray(y)), scores)
 
 
 def l2_penalty(weights: Iterable[Tensor], reg: float) -> Tensor:
     """reg * sum(W**2) over the given weight tensors (pass weights only, not biases). 0-d."""
     total: Tensor | None = None
     for W in weights:
-        term = apply(gates.SumOfSquares(), W)
+        term = apply(shaping.SumOfSquares(), W)
         total = term if total is None else total + term
     if total is None:
         return Tensor(0.0)
@@ -74,7 +74,7 @@ def softmax_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndar
     """
     scores = np.asarray(scores, dtype=np.float64)
     n, k = scores.shape
-    y = gates.check_labels(scores, y, "softmax_loss_loop")
+    y = fused.check_labels(scores, y, "softmax_loss_loop")
     loss, dscores = 0.0, np.zeros_like(scores)
     for i in range(n):
         row = scores[i]
@@ -107,7 +107,7 @@ def svm_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
     """
     scores = np.asarray(scores, dtype=np.float64)
     n, k = scores.shape
-    y = gates.check_labels(scores, y, "svm_loss_loop")
+    y = fused.check_labels(scores, y, "svm_loss_loop")
     loss, dscores = 0.0, np.zeros_like(scores)
     for i in range(n):
         for j in range(k):

@@ -1,4 +1,5 @@
-"""Models built from the gates: Module, layers, and the classifiers of the track.
+"""Module, the activations and the dense layer, and the one rule that fuses a dense layer with
+its ReLU. The classifiers of the track (built from these) are in ``models``.
 
 Weights are stored [out x in] as the maths writes them, so a layer computes ``x @ W.T + b`` with
 batches as rows: x (N, D) -> scores (N, K). Randomness only through an explicit ``rng``.
@@ -6,7 +7,7 @@ batches as rows: x (N, D) -> scores (N, K). Randomness only through an explicit 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from chainrule.engine import tensor as T
 from chainrule.engine.errors import ConfigError, ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.nn.parameter import Parameter, decays
 
 
 class Module:
@@ -24,9 +26,11 @@ class Module:
     """
 
     def __call__(self, x: Any) -> Tensor:
+        """``forward`` on x (N, D), a Tensor or an array; returns the output (N, K)."""
         return self.forward(x if isinstance(x, Tensor) else Tensor(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        """The output for a batch x (N, D) (each model's docstring gives the shapes)."""
         raise NotImplementedError
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
@@ -46,8 +50,8 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def weights(self) -> list[Tensor]:
-        """The parameters that L2 regularization applies to: weight matrices, not biases."""
-        return [p for p in self.parameters() if p.ndim >= 2]
+        """The parameters L2 regularization applies to: weights, not biases (see ``decays``)."""
+        return [p for p in self.parameters() if decays(p)]
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -109,7 +113,7 @@ class Module:
         return self.parameters()[-1].shape[0]
 
     def config(self) -> dict[str, Any]:
-        """What it takes to build this model again (see ``build_model``)."""
+        """What it takes to build this model again (see ``models.build_model``)."""
         raise NotImplementedError
 
 
@@ -122,6 +126,7 @@ class Identity(Module):
     name = "identity"
 
     def forward(self, x: Tensor) -> Tensor:
+        """x itself, any shape."""
         return x
 
 
@@ -131,6 +136,7 @@ class ReLU(Module):
     name = "relu"
 
     def forward(self, x: Tensor) -> Tensor:
+        """max(x, 0) elementwise, any shape."""
         return x.relu()
 
 
@@ -140,6 +146,7 @@ class Sigmoid(Module):
     name = "sigmoid"
 
     def forward(self, x: Tensor) -> Tensor:
+        """1 / (1 + e^-x) elementwise, any shape."""
         return x.sigmoid()
 
 
@@ -149,6 +156,7 @@ class Tanh(Module):
     name = "tanh"
 
     def forward(self, x: Tensor) -> Tensor:
+        """tanh(x) elementwise, any shape."""
         return x.tanh()
 
 
@@ -167,7 +175,7 @@ def activation_from_name(name: str) -> Module:
     return ACTIVATIONS[name]()
 
 
-# --- layers ----------
+# --- the dense layer, and the one fusion rule ----------
 
 
 def init_weight(
@@ -177,8 +185,9 @@ def init_weight(
     scale: float | None,
     gain: float,
     dtype: np.dtype | type,
-) -> Tensor:
-    """A weight (out_size, in_size) drawn from N(0, std^2), std = scale or sqrt(gain / in_size).
+) -> Parameter:
+    """A weight (out_size, in_size) drawn from N(0, std^2), std = scale or sqrt(gain / in_size),
+    as a decayed Parameter of ``dtype``. Raises ConfigError for a size below 1.
 
     gain 2 is He's choice for ReLU (it keeps the variance of activations steady through layers),
     gain 1 LeCun's for tanh, sigmoid and linear outputs.
@@ -187,7 +196,25 @@ def init_weight(
         raise ConfigError(f"layer sizes must be positive, got {out_size} x {in_size}")
     std = scale if scale is not None else np.sqrt(gain / in_size)
     W = rng.standard_normal((out_size, in_size), dtype=np.float64) * std
-    return Tensor(W.astype(dtype), requires_grad=True)
+    return Parameter(W.astype(dtype), decay=True)
+
+
+def init_bias(out_size: int, dtype: np.dtype | type) -> Parameter:
+    """A bias (out_size,) of zeros, as a Parameter that weight decay leaves alone."""
+    return Parameter(np.zeros(out_size, dtype=dtype), decay=False)
+
+
+def fused_forward(x: Tensor, W: Tensor, b: Tensor, activation: Module | None) -> Tensor:
+    """activation(x @ W.T + b), the one place that decides when a layer runs fused.
+
+    x: (N, D), W: (M, D), b: (M,) -> (N, M). A ReLU runs in one gate with its affine
+    (``affine_relu``: one (N, M) buffer for the hidden layer, not three; the same numbers); any
+    other activation runs after the ``affine`` gate; None: the affine alone.
+    """
+    if isinstance(activation, ReLU):
+        return T.affine_relu(x, W, b)
+    out = T.affine(x, W, b)
+    return out if activation is None else activation(out)
 
 
 class Linear(Module):
@@ -207,180 +234,27 @@ class Linear(Module):
         dtype: np.dtype | type = np.float32,
     ) -> None:
         self.W = init_weight(rng, out_size, in_size, weight_scale, gain, dtype)
-        self.b = Tensor(np.zeros(out_size, dtype=dtype), requires_grad=True)
+        self.b = init_bias(out_size, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (N, in_size) -> (N, out_size)."""
         return T.affine(x, self.W, self.b)
 
 
 class Sequential(Module):
-    """Layers applied in order. A Linear followed by a ReLU runs as one fused affine+ReLU gate."""
+    """Layers applied in order. A Linear followed by an activation runs as ``fused_forward``
+    says (a Linear and a ReLU: one fused affine+ReLU gate)."""
 
     def __init__(self, *layers: Module) -> None:
         self.layers = list(layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (N, D) through every layer in turn."""
         i, layers = 0, self.layers
         while i < len(layers):
-            layer = layers[i]
-            if (
-                isinstance(layer, Linear)
-                and i + 1 < len(layers)
-                and isinstance(layers[i + 1], ReLU)
-            ):
-                x = T.affine_relu(x, layer.W, layer.b)
-                i += 2
+            layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, Linear) and isinstance(after, tuple(ACTIVATIONS.values())):
+                x, i = fused_forward(x, layer.W, layer.b, after), i + 2
             else:
-                x = layer(x)
-                i += 1
+                x, i = layer(x), i + 1
         return x
-
-
-# --- the classifiers of the track ----------
-
-
-def _hidden(x: Tensor, W: Tensor, b: Tensor, activation: Module) -> Tensor:
-    if isinstance(activation, ReLU):
-        return T.affine_relu(x, W, b)  # fused: one buffer for the hidden layer, not three
-    return activation(T.affine(x, W, b))
-
-
-class MLP(Module):
-    """A multi-layer perceptron: sizes [D, H1, ..., K], the activation between layers.
-
-    Parameters W1 [H1 x D], b1 [H1], W2 [H2 x H1], b2, ..., WL [K x H(L-1)], bL [K]:
-    s = WL f(... f(W1 x + b1) ...) + bL.
-    """
-
-    def __init__(
-        self,
-        sizes: Sequence[int],
-        rng: np.random.Generator,
-        activation: Module | None = None,
-        weight_scale: float | None = None,
-        dtype: np.dtype | type = np.float32,
-    ) -> None:
-        if len(sizes) < 2:
-            raise ConfigError(f"an MLP needs at least [input, output] sizes, got {list(sizes)}")
-        self.sizes = [int(s) for s in sizes]
-        self.activation = activation if activation is not None else ReLU()
-        self.weight_scale = weight_scale
-        gain = 2.0 if isinstance(self.activation, ReLU) else 1.0
-        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            last = i == len(self.sizes) - 1
-            W = init_weight(rng, n_out, n_in, weight_scale, 1.0 if last else gain, dtype)
-            setattr(self, f"W{i}", W)
-            setattr(self, f"b{i}", Tensor(np.zeros(n_out, dtype=dtype), requires_grad=True))
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.sizes) - 1
-
-    def layer(self, i: int) -> tuple[Tensor, Tensor]:
-        """(W_i, b_i), counting from 1 as the maths does."""
-        return getattr(self, f"W{i}"), getattr(self, f"b{i}")
-
-    def forward(self, x: Tensor) -> Tensor:
-        for i in range(1, self.num_layers):
-            x = _hidden(x, *self.layer(i), self.activation)
-        return T.affine(x, *self.layer(self.num_layers))
-
-    def hidden_activations(self, X: np.ndarray) -> list[np.ndarray]:
-        """The output of each hidden layer for rows X (N, D), without a graph: [(N, H1), ...]."""
-        outs = []
-        with T.no_grad():
-            x = Tensor(X.astype(self.W1.dtype, copy=False))
-            for i in range(1, self.num_layers):
-                x = _hidden(x, *self.layer(i), self.activation)
-                outs.append(x.data)
-        return outs
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "class": "MLP",
-            "sizes": self.sizes,
-            "activation": self.activation.name,  # type: ignore[attr-defined]
-        }
-
-
-class TwoLayerNet(MLP):
-    """s = W2 f(W1 x + b1) + b2, f = ReLU by default. W1 [H x D], b1 [H], W2 [K x H], b2 [K]."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_classes: int,
-        rng: np.random.Generator,
-        activation: Module | None = None,
-        weight_scale: float | None = None,
-        dtype: np.dtype | type = np.float32,
-    ) -> None:
-        super().__init__(
-            [input_size, hidden_size, num_classes], rng, activation, weight_scale, dtype
-        )
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "class": "TwoLayerNet",
-            "input_size": self.sizes[0],
-            "hidden_size": self.sizes[1],
-            "num_classes": self.sizes[2],
-            "activation": self.activation.name,  # type: ignore[attr-defined]
-        }
-
-
-class LinearClassifier(Module):
-    """s = W x + b: one template (a row of W) per class. W [K x D], b [K].
-
-    Trained with the SVM loss it is a linear SVM, with the softmax loss a softmax classifier.
-    Init: W ~ N(0, weight_scale^2), by default weight_scale = 0.001 (small scores at the start, so
-    the first losses are the textbook ones: about K - 1 for the SVM, ln K for softmax).
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        num_classes: int,
-        rng: np.random.Generator,
-        weight_scale: float = 1e-3,
-        dtype: np.dtype | type = np.float32,
-    ) -> None:
-        self.W = init_weight(rng, num_classes, input_size, weight_scale, 1.0, dtype)
-        self.b = Tensor(np.zeros(num_classes, dtype=dtype), requires_grad=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return T.affine(x, self.W, self.b)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "class": "LinearClassifier",
-            "input_size": self.W.shape[1],
-            "num_classes": self.W.shape[0],
-        }
-
-
-def build_model(
-    config: dict[str, Any], rng: np.random.Generator | None = None, dtype: Any = np.float32
-) -> Module:
-    """A model from its ``config()`` dict (weights random until a state is loaded)."""
-    rng = rng if rng is not None else np.random.default_rng(0)
-    kind = config.get("class")
-    try:
-        if kind == "LinearClassifier":
-            return LinearClassifier(config["input_size"], config["num_classes"], rng, dtype=dtype)
-        activation = activation_from_name(config.get("activation", "relu"))
-        if kind == "TwoLayerNet":
-            return TwoLayerNet(
-                config["input_size"],
-                config["hidden_size"],
-                config["num_classes"],
-                rng,
-                activation,
-                dtype=dtype,
-            )
-        if kind == "MLP":
-            return MLP(config["sizes"], rng, activation, dtype=dtype)
-    except KeyError as e:
-        raise ConfigError(f"model config for {kind} lacks {e.args[0]!r}") from None
-    raise ConfigError(f"unknown model class {kind!r} in the model config")

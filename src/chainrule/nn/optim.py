@@ -1,32 +1,56 @@
 """Optimizers, in increasing complexity, and learning-rate schedules.
 
-An optimizer holds references to parameter tensors and, on ``step()``, changes their ``data`` in
-place from their ``grad``, and records that change on each (``Tensor.mark_modified``), so a graph
-recorded before the step refuses ``backward()``. Updates never happen inside a gate's backward
-(that could not be gradient-checked); training calls ``backward()`` then ``step()``.
+The update-rule interface, stated once (as CS231n's optim.py states its own): an optimizer holds
+references to parameter tensors; ``step()`` changes each one's ``data`` in place from its
+``grad``, through ``update(i, w, dw, decay)``, and records the change on it
+(``Tensor.mark_modified``), so a graph recorded before the step refuses ``backward()``. Updates
+never happen inside a gate's backward (that could not be gradient-checked): training calls
+``backward()`` then ``step()``. State per parameter (velocity, Adam's moments) is kept by the
+optimizer and saved by ``state_dict`` for a resume bit for bit.
 
-Two things make a step cheap. A dense layer's weight gradient arrives unformed, as the factors of
-dᵀx (``gates.OuterProduct``): the update adds ``-lr * dᵀx`` into the weights (or the velocity) in
-the matrix product itself, so the gradient is never written out and read back. And ``step`` takes
-the L2 penalty's gradient as ``decay * w``, folded into the same update (``fit`` passes
-``2 * reg`` for the weights), so the penalty needs no gates and no pass of its own. The level-1
-updates (y <- a x + b y) are BLAS calls on NumPy's own BLAS (``chainrule.engine.blas``): one
-threaded pass where NumPy needs two or three.
+Weight decay, as PyTorch and Keras name it: ``weight_decay`` (λ) adds λ·w to the gradient of every
+parameter it applies to, which is the gradient of (λ/2)·sum(w**2). Our L2 convention puts
+reg·sum(W**2) in the loss, over the weights and not the biases, so ``weight_decay = 2 * reg`` is
+the same term (``fit(reg=...)`` sets it so). Which parameters: each one says for itself
+(``nn.Parameter.decay``; nn's layers mark weights True and biases False, a plain Tensor counts as
+decayed). Adam couples it, as ``torch.optim.Adam`` does: λ·w joins the gradient before the
+moments, because the penalty is part of the loss (decoupled decay, AdamW, would be another
+objective). A decayed parameter with no gradient of the data loss still decays, as it would
+through the penalty's gates.
+
+The updates are spelled with operators and in-place operators that any array module has; the one
+NumPy-only trick, writing a scaled gradient into a scratch array allocated once per parameter, is
+``_scaled`` at the end (benchmarks/README.md has the A/B that chose it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
-from chainrule.engine.blas import axpby, axpy, gemm_tn
 from chainrule.engine.errors import ConfigError
-from chainrule.engine.gates import OuterProduct
 from chainrule.engine.tensor import Tensor
+from chainrule.nn.parameter import decays
+from chainrule.nn.schedules import Constant, CosineDecay, Schedule, StepDecay
 
-Grad = np.ndarray | OuterProduct
+# The schedules live in ``schedules``; they are optim's public names too (optim.StepDecay).
+__all__ = [
+    "OPTIMIZERS",
+    "OPTIMIZER_STATE",
+    "SGD",
+    "Adam",
+    "Constant",
+    "CosineDecay",
+    "Momentum",
+    "Optimizer",
+    "Schedule",
+    "StepDecay",
+    "optimizer_from_name",
+]
+
+Array = np.ndarray
 
 
 def _positive(name: str, value: float) -> float:
@@ -41,15 +65,27 @@ def _fraction(name: str, value: float) -> float:
     return float(value)
 
 
-class Optimizer:
-    """Base: the parameters, the learning rate, and per-parameter state (for resuming).
+def _decay_rate(value: float) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value >= 0):
+        raise ConfigError(f"weight_decay must be a number >= 0, got {value!r}")
+    return float(value)
 
-    Parameters must be float32 or float64: a ConfigError refuses float16 ones, whose updates
-    would be made in float16, where every change below 1/2048 of a weight is lost and Adam's eps
-    (1e-8) is 0. Train in float32 and cast the trained weights if float16 is wanted.
+
+class Optimizer:
+    """Base: the parameters, the learning rate, weight decay and per-parameter state.
+
+    params: the tensors to train (float32 or float64, any shapes). learning_rate: > 0.
+    weight_decay: λ >= 0, added as λ·w to the gradient of each parameter ``decays`` says it
+    applies to (2 * reg for our L2 term reg·sum(W**2); see the module docstring). Raises
+    ConfigError for no parameters, a bad number, or a float16 parameter, whose updates would be
+    made in float16, where every change below 1/2048 of a weight is lost and Adam's eps (1e-8)
+    is 0: train in float32 and cast the trained weights if float16 is wanted.
     """
 
-    def __init__(self, params: Iterable[Tensor], learning_rate: float) -> None:
+    def __init__(
+        self, params: Iterable[Tensor], learning_rate: float, weight_decay: float = 0.0
+    ) -> None:
         self.params = list(params)
         if not self.params:
             raise ConfigError("the optimizer got no parameters")
@@ -61,8 +97,10 @@ class Optimizer:
                     "are lost): train in float32 and cast the trained weights"
                 )
         self.learning_rate = _positive("learning rate", learning_rate)
+        self.weight_decay = _decay_rate(weight_decay)
+        self.decayed = [decays(p) for p in self.params]
         self.steps = 0
-        # One scratch array per parameter, reused every step: a step allocates nothing.
+        # One scratch array per parameter, reused every step (see _scaled).
         self.scratch = [np.empty_like(p.data) for p in self.params]
 
     def zero_grad(self) -> None:
@@ -70,40 +108,37 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def step(self, decay: Sequence[float] | None = None) -> None:
-        """Update every parameter that has a gradient.
+    def decay(self, i: int) -> float:
+        """λ for parameter i: ``weight_decay`` where it applies, else 0."""
+        return self.weight_decay if self.decayed[i] else 0.0
 
-        decay: one number c per parameter (in ``params`` order): c * w is added to that
-        parameter's gradient, which is the gradient of (c / 2) * sum(w**2). ``fit`` passes
-        2 * reg for each weight and 0 for each bias. None: no decay.
-        """
-        if decay is not None and len(decay) != len(self.params):
-            raise ConfigError(f"decay has {len(decay)} values for {len(self.params)} parameters")
+    def gradients(self) -> list[Array | None]:
+        """Each parameter's gradient as the update takes it, grad + λ·w (new arrays where λ > 0;
+        None for a parameter with neither a gradient nor decay), in ``params`` order."""
+        out: list[Array | None] = []
+        for i, p in enumerate(self.params):
+            g, decay = p.grad, self.decay(i)
+            out.append(g if not decay else decay * p.data + (0 if g is None else g))
+        return out
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, or weight decay, in place."""
         self.steps += 1
         by = f"{type(self).__name__}.step()"
         for i, p in enumerate(self.params):
-            g, c = p.raw_grad, 0.0 if decay is None else float(decay[i])
-            if g is None and c:  # unused by the loss, but the L2 term still pulls it to 0
+            g, decay = p.grad, self.decay(i)
+            if g is None and decay:  # unused by the loss, but the L2 term still pulls it to 0
                 g = np.zeros_like(p.data)
             if g is not None:
-                self.update(i, p.data, g, c)
+                self.update(i, p.data, g, decay)
                 p.mark_modified(by)  # a graph recorded before this step can no longer backward
 
-    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
-        """Change parameter i's values w in place, given its gradient dw + decay * w.
-
-        dw: an array of w's shape, or an ``OuterProduct`` of that shape not yet formed.
-        """
+    def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
+        """Change parameter i's values w in place. w, dw: one shape (dw the gradient of the data
+        loss); decay: λ, so that the gradient the rule follows is dw + λ·w."""
         raise NotImplementedError
 
-    def _add_grad(self, i: int, alpha: float, dw: Grad, y: np.ndarray) -> None:
-        """y <- y + alpha * dw, without forming dw when it is unformed."""
-        if type(dw) is OuterProduct:
-            gemm_tn(alpha, dw.d, dw.x, 1.0, y)
-        else:
-            axpy(alpha, dw, y, self.scratch[i])
-
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, Array]:
         """The optimizer's state as named arrays (to checkpoint, and resume bit for bit)."""
         state = {"steps": np.array(self.steps), "learning_rate": np.array(self.learning_rate)}
         for key, arrays in self._buffers().items():
@@ -111,8 +146,9 @@ class Optimizer:
                 state[f"{key}.{i}"] = a
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what ``state_dict`` returned."""
+    def load_state_dict(self, state: dict[str, Array]) -> None:
+        """Restore what ``state_dict`` returned. Raises KeyError for a missing entry, ValueError
+        for an array of another shape."""
         # safetensors may hand 0-d values back as (1,)
         self.steps = int(np.asarray(state["steps"]).reshape(-1)[0])
         self.learning_rate = float(np.asarray(state["learning_rate"]).reshape(-1)[0])
@@ -120,29 +156,33 @@ class Optimizer:
             for i, a in enumerate(arrays):
                 a[...] = state[f"{key}.{i}"]
 
-    def _buffers(self) -> dict[str, list[np.ndarray]]:
+    def _buffers(self) -> dict[str, list[Array]]:
         return {}
+
+    def _lr_gradient(self, i: int, w: Array, dw: Array, decay: float, scale: float) -> Array:
+        """scale * (dw + decay * w), in parameter i's scratch array."""
+        if not decay:
+            return _scaled(scale, dw, self.scratch[i])
+        s = _scaled(decay, w, self.scratch[i])
+        s += dw
+        s *= scale
+        return s
 
 
 class SGD(Optimizer):
-    """Vanilla gradient descent: w <- w - learning_rate * dw."""
+    """Vanilla gradient descent: w <- w - learning_rate * (dw + λ·w)."""
 
-    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
-        # The decay as its own pass, not BLAS's beta (w <- (1 - lr * decay) w + ...): in float32
-        # 1 - lr * decay rounds, and at lr * decay ~ 1e-7 the decay would be 10% or more off.
-        # (Carrying that rounding from step to step fixes the precision but not the speed:
-        # OpenBLAS scales C by a beta other than 1 in a pass of its own before the product.
-        # Measured on CIFAR-10: no faster than this threaded axpy, or slower.)
-        if decay:
-            axpy(-self.learning_rate * decay, w, w, self.scratch[i])
-        self._add_grad(i, -self.learning_rate, dw, w)
+    def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
+        """One step of parameter i (see ``Optimizer.update``)."""
+        w -= self._lr_gradient(i, w, dw, decay, self.learning_rate)
 
 
 class Momentum(Optimizer):
-    """SGD with momentum: v <- mu * v - lr * dw; w <- w + v.
+    """SGD with momentum: v <- mu * v - lr * g; w <- w + v, with g = dw + λ·w.
 
-    With ``nesterov=True`` the gradient is, in effect, taken at the look-ahead point w + mu * v;
-    in the form that needs no second gradient: w <- w - mu * v_prev + (1 + mu) * v.
+    ``nesterov=True``: the gradient is, in effect, taken at the look-ahead point w + mu * v, in
+    the form that needs no second gradient (Keras's): v <- mu * v - lr * g;
+    w <- w + mu * v - lr * g.
     """
 
     def __init__(
@@ -151,41 +191,35 @@ class Momentum(Optimizer):
         learning_rate: float,
         momentum: float = 0.9,
         nesterov: bool = False,
+        weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, learning_rate)
+        super().__init__(params, learning_rate, weight_decay)
         self.momentum = _fraction("momentum", momentum)
         self.nesterov = nesterov
         self.velocity = [np.zeros_like(p.data) for p in self.params]
 
-    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
-        v, mu, lr, tmp = self.velocity[i], self.momentum, self.learning_rate, self.scratch[i]
-        if not self.nesterov:
-            # v <- mu v - lr decay w, one pass (mu as axpby's beta)
-            if decay:
-                axpby(-lr * decay, w, mu, v, tmp)
-            else:
-                v *= mu
-            self._add_grad(i, -lr, dw, v)
-            axpy(1.0, v, w, tmp)
-            return
-        axpy(-mu, v, w, tmp)  # w <- w - mu v_prev
+    def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
+        """One step of parameter i (see ``Optimizer.update``)."""
+        v, mu = self.velocity[i], self.momentum
+        step = self._lr_gradient(i, w, dw, decay, self.learning_rate)  # lr * g
         v *= mu
-        if decay:
-            # the decay term needs w from before the line above: w_before = w + v (= + mu v_prev).
-            # Its beta's rounding is an error of ~1e-8 of v, far below v's own.
-            axpby(-lr * decay, w, 1 - lr * decay, v, tmp)
-        self._add_grad(i, -lr, dw, v)
-        axpy(1 + mu, v, w, tmp)  # w <- w - mu v_prev + (1 + mu) v
+        v -= step
+        if not self.nesterov:
+            w += v
+            return
+        w -= step
+        w += _scaled(mu, v, step)  # (the scratch is free again)
 
-    def _buffers(self) -> dict[str, list[np.ndarray]]:
+    def _buffers(self) -> dict[str, list[Array]]:
         return {"velocity": self.velocity}
 
 
 class Adam(Optimizer):
     """Adam: running means of the gradient (m) and its square (v), bias-corrected.
 
-    m <- b1 m + (1 - b1) dw; v <- b2 v + (1 - b2) dw^2; t <- t + 1;
-    w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    g = dw + λ·w (coupled L2, as torch.optim.Adam); m <- b1 m + (1 - b1) g;
+    v <- b2 v + (1 - b2) g^2; t <- t + 1; w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t))
+    + eps). Kingma and Ba, "Adam: A Method for Stochastic Optimization" (2015), Algorithm 1.
     """
 
     def __init__(
@@ -195,84 +229,37 @@ class Adam(Optimizer):
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, learning_rate)
+        super().__init__(params, learning_rate, weight_decay)
         self.beta1, self.beta2 = _fraction("beta1", beta1), _fraction("beta2", beta2)
         self.eps = _positive("eps", eps)
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
-        # Adam needs the gradient itself (it squares it): formed here, allocated once.
-        self.formed = [np.empty_like(p.data) for p in self.params]
+        self.total = [np.empty_like(p.data) for p in self.params]  # g = dw + λ·w, where λ > 0
 
-    def update(self, i: int, w: np.ndarray, dw: Grad, decay: float) -> None:
+    def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
+        """One step of parameter i (see ``Optimizer.update``)."""
         m, v, b1, b2, t = self.m[i], self.v[i], self.beta1, self.beta2, self.steps
-        tmp, g = self.scratch[i], self.formed[i]
-        if type(dw) is OuterProduct:
-            dw.form(out=g)
-            if decay:
-                axpy(decay, w, g, tmp)
-        elif decay:
-            np.multiply(w, decay, out=g)
-            g += dw
-        else:
-            g = dw
-        axpby(1 - b1, g, b1, m, tmp)
-        np.multiply(g, g, out=tmp)
-        axpby(1 - b2, tmp, b2, v, tmp)
-        # Fold both bias corrections into the step size and eps: same maths, two fewer passes.
+        g = self._lr_gradient(i, w, dw, decay, 1.0) if decay else dw
+        tmp = self.total[i] if decay else self.scratch[i]  # the buffer g does not hold
+        m *= b1
+        m += _scaled(1 - b1, g, tmp)
+        v *= b2
+        tmp = _scaled(g, g, tmp)
+        tmp *= 1 - b2
+        v += tmp
+        # Both bias corrections folded into the step size and eps: the same maths, two passes
+        # fewer.
         step = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         eps = self.eps * math.sqrt(1 - b2**t)
-        np.sqrt(v, out=tmp)
+        tmp = _sqrt(v, tmp)
         tmp += eps
-        np.divide(m, tmp, out=tmp)
-        axpy(-step, tmp, w, self.formed[i])  # formed[i] is spent: scratch for the NumPy path
+        tmp = _divided(m, tmp)
+        w -= _scaled(step, tmp, tmp)
 
-    def _buffers(self) -> dict[str, list[np.ndarray]]:
+    def _buffers(self) -> dict[str, list[Array]]:
         return {"m": self.m, "v": self.v}
-
-
-# --- learning-rate schedules: a factor of the base rate for each epoch (counted from 0) ----------
-
-
-class Schedule:
-    """The learning rate for an epoch as a multiple of the base rate."""
-
-    def factor(self, epoch: int) -> float:
-        raise NotImplementedError
-
-
-class Constant(Schedule):
-    """No decay."""
-
-    def factor(self, epoch: int) -> float:
-        return 1.0
-
-
-class StepDecay(Schedule):
-    """Multiply the rate by ``gamma`` every ``step_size`` epochs (0.95 every epoch: the classic)."""
-
-    def __init__(self, gamma: float, step_size: int = 1) -> None:
-        if not 0 < gamma <= 1:
-            raise ConfigError(f"learning-rate decay must be in (0, 1], got {gamma!r}")
-        if step_size < 1:
-            raise ConfigError(f"the decay step must be at least 1 epoch, got {step_size!r}")
-        self.gamma, self.step_size = float(gamma), int(step_size)
-
-    def factor(self, epoch: int) -> float:
-        return self.gamma ** (epoch // self.step_size)
-
-
-class CosineDecay(Schedule):
-    """From the base rate down to ``min_factor`` of it along half a cosine over ``epochs``."""
-
-    def __init__(self, epochs: int, min_factor: float = 0.0) -> None:
-        if epochs < 1:
-            raise ConfigError(f"cosine decay needs at least 1 epoch, got {epochs!r}")
-        self.epochs, self.min_factor = int(epochs), float(min_factor)
-
-    def factor(self, epoch: int) -> float:
-        progress = min(epoch / self.epochs, 1.0)
-        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -280,12 +267,38 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 
 
-def optimizer_from_name(name: str, params: Iterable[Tensor], learning_rate: float) -> Optimizer:
-    """The optimizer for a command-line name (one of OPTIMIZERS)."""
+def optimizer_from_name(
+    name: str, params: Iterable[Tensor], learning_rate: float, weight_decay: float = 0.0
+) -> Optimizer:
+    """The optimizer for a command-line name (one of OPTIMIZERS), with ``weight_decay`` (λ).
+
+    Raises ConfigError for an unknown name or a bad number."""
     if name == "sgd":
-        return SGD(params, learning_rate)
+        return SGD(params, learning_rate, weight_decay)
     if name in ("momentum", "nesterov"):
-        return Momentum(params, learning_rate, momentum=0.9, nesterov=name == "nesterov")
+        nesterov = name == "nesterov"
+        return Momentum(params, learning_rate, 0.9, nesterov, weight_decay)
     if name == "adam":
-        return Adam(params, learning_rate)
+        return Adam(params, learning_rate, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+
+
+# --- The NumPy-only trick of the optimizers ------------------------------------------------------
+# An update writes a scaled gradient into scratch arrays allocated once per parameter, instead of
+# a new array every step. Any other array module takes the plain spelling: the same values.
+
+
+def _scaled(a: float | Array, x: Array, out: Array) -> Array:
+    """a * x (x: any shape; a: a number or an array of x's shape), written into ``out`` (x's
+    shape and dtype) for NumPy arrays."""
+    return np.multiply(x, a, out=out) if type(x) is np.ndarray else a * x
+
+
+def _sqrt(x: Array, out: Array) -> Array:
+    """sqrt(x) elementwise, written into ``out`` for NumPy arrays."""
+    return np.sqrt(x, out=out) if type(x) is np.ndarray else x**0.5
+
+
+def _divided(a: Array, b: Array) -> Array:
+    """a / b elementwise, written into ``b`` for NumPy arrays."""
+    return np.divide(a, b, out=b) if type(b) is np.ndarray else a / b

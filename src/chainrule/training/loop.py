@@ -28,7 +28,7 @@ from chainrule.engine.errors import (
     DivergenceError,
     ShapeError,
 )
-from chainrule.engine.tensor import Tensor, defer_weight_grads
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import Module
 from chainrule.nn.losses import LossFn, softmax_loss
 from chainrule.nn.optim import SGD, Constant, Optimizer, Schedule
@@ -202,13 +202,6 @@ def _batches(order: np.ndarray, batch_size: int, start: int) -> Iterator[tuple[i
         yield step, order[i : i + batch_size]
 
 
-def _total_grad(p: Tensor, penalized: bool, reg: float) -> np.ndarray | None:
-    """p's gradient of the data loss plus, for a penalized weight, the L2 term 2 * reg * p."""
-    if p.grad is None or not penalized:
-        return p.grad
-    return p.grad + 2 * reg * p.data
-
-
 def fit(
     model: Module,
     data: Data,
@@ -285,16 +278,18 @@ def fit(
     steps_per_epoch = math.ceil(n / batch_size)
     weights = model.weights() if reg > 0 else []
     names, params = zip(*model.named_parameters())
-    # L2: reg * sum(W**2) over the weights. Its gradient, 2 * reg * W, is handed to the
-    # optimizer as decay and folded into the update, rather than sent through gates: no graph
-    # for it, no gradient array, no pass over W of its own (the same maths as l2_penalty).
-    penalized = {id(w) for w in weights}
-    decay = [2 * reg if id(p) in penalized else 0.0 for p in optimizer.params]
+    if reg > 0 and optimizer.weight_decay:
+        raise ConfigError(
+            f"the optimizer has weight_decay {optimizer.weight_decay:g} and fit got reg {reg:g}: "
+            "give the L2 strength once (weight_decay = 2 * reg)"
+        )
+    own_decay = optimizer.weight_decay
+    optimizer.weight_decay = own_decay or 2 * reg
 
     seen = diag.warning_kinds(state.history, base_lr)  # each kind of warning is logged once
     # The weight gradients stay unformed: each step adds -lr dᵀx into W inside one product.
     # Overflow is caught as a non-finite loss below, not printed by NumPy on the way there.
-    with _StopRequest() as stop, defer_weight_grads(), np.errstate(all="ignore"):
+    with _StopRequest() as stop, np.errstate(all="ignore"):
         for epoch in range(state.epoch, epochs):
             if _stalled(state.history, patience):
                 state.history.stopped_early = True
@@ -330,8 +325,8 @@ def fit(
                 data_loss.backward()
                 if step == steps_per_epoch - 1:  # the epoch's last step: measure its health
                     before = [p.data.copy() if p.ndim >= 2 else p.data for p in params]
-                    grads = [_total_grad(p, id(p) in penalized, reg) for p in params]
-                    optimizer.step(decay)
+                    grads = optimizer.gradients()
+                    optimizer.step()
                     weight_names = [n for n, p in zip(names, params) if p.ndim >= 2]
                     state.diagnostics = {
                         **diag.gradient_norms(names, grads),
@@ -342,7 +337,7 @@ def fit(
                         ),
                     }
                 else:
-                    optimizer.step(decay)
+                    optimizer.step()
                 state.loss_sum += value * len(idx)
                 state.step = step + 1
                 if bar is not None:
@@ -395,6 +390,7 @@ def fit(
                 _save_checkpoint(Path(checkpoint), state, model, optimizer, rng.bit_generator.state)
             if on_epoch is not None:
                 on_epoch(record)
+    optimizer.weight_decay = own_decay
     model.load_state_dict(state.best)
     return state.history
 
