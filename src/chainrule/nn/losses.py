@@ -43,7 +43,7 @@ def softmax_loss(scores: Tensor, y: Any) -> Tensor:
     Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
     and NaN scores: see the module docstring.
     """
-    return apply(fused.SoftmaxCrossEntropy(np.asarray(y)), scores)
+    return apply(fused.SoftmaxCrossEntropy(_labels(y)), scores)
 
 
 def svm_loss(scores: Tensor, y: Any) -> Tensor:
@@ -52,7 +52,13 @@ def svm_loss(scores: Tensor, y: Any) -> Tensor:
     Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
     and NaN scores: see the module docstring.
     """
-    return apply(fused.MulticlassHinge(np.asarray(y)), scores)
+    return apply(fused.MulticlassHinge(_labels(y)), scores)
+
+
+def _labels(y: Any) -> Any:
+    """y as an array: NumPy's for lists, an array of any module as it is (the gate moves NumPy
+    labels to the scores' device)."""
+    return y if hasattr(y, "__array_namespace__") else np.asarray(y)
 
 
 def l2_penalty(weights: Iterable[Tensor], reg: float) -> Tensor:
