@@ -429,6 +429,7 @@ def _train(
             log=log,
             augment=make_augment(config, data),
             patience=config.patience,
+            device=config.device,
         )
     except TrainingInterrupted as e:
         e.run_dir = run_dir
