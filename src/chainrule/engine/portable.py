@@ -4,12 +4,14 @@
 array_api_strict arrays (NumPy keeps its faster flat-index spelling there). The values are the
 same, edge cases included (``nn.losses`` states them): one-hot masks replace the gathers, and the
 limits of infinite scores are chosen with ``where`` on every row instead of a branch taken when
-the loss is not finite, so nothing here reads a value back to the host: on a GPU the step stays
-free of syncs and can be captured into a CUDA graph.
+the loss is not finite, so nothing here reads a value back to the host, and constants are made on
+the device (``full``, never ``asarray`` of a number, which copies from the host): on a GPU the step
+has no sync and no copy and can be captured into a CUDA graph.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from chainrule.engine.arrays import accumulator
@@ -45,8 +47,7 @@ def softmax_cross_entropy(scores: Array, y: Array) -> tuple[Array, Array, Array]
     dtype = scores.dtype
     acc = accumulator(dtype)
     s = xp.astype(scores, acc, copy=False)
-    zero, one = xp.asarray(0.0, dtype=acc), xp.asarray(1.0, dtype=acc)
-    nan, inf = xp.asarray(float("nan"), dtype=acc), xp.asarray(float("inf"), dtype=acc)
+    zero, one, nan, inf = (xp.full((), v, dtype=acc) for v in (0.0, 1.0, math.nan, math.inf))
     onehot = _one_hot(y, k)
     is_top = _one_hot(xp.argmax(s, axis=1), k)  # the first maximum of each row
     shifted = s - xp.max(s, axis=1, keepdims=True)
@@ -86,7 +87,7 @@ def hinge(scores: Array, y: Array) -> tuple[Array, Array, Array, Array]:
     dtype = scores.dtype
     acc = accumulator(dtype)
     s = xp.astype(scores, acc, copy=False)
-    zero = xp.asarray(0.0, dtype=acc)
+    zero = xp.zeros((), dtype=acc)
     onehot = _one_hot(y, k)
     s_y = xp.sum(xp.where(onehot, s, zero), axis=1, keepdims=True)
     margins = xp.where(onehot, zero, s - s_y + 1)
@@ -105,5 +106,5 @@ def hinge_backward(positive: Array, onehot: Array, undefined: Array, dout: Array
     counts = xp.astype(positive, acc)
     dscores = xp.where(onehot, -xp.sum(counts, axis=1, keepdims=True), counts)
     dscores = dscores * (xp.astype(dout, acc) / n)
-    dscores = xp.where(undefined[:, None], xp.asarray(float("nan"), dtype=acc), dscores)
+    dscores = xp.where(undefined[:, None], xp.full((), math.nan, dtype=acc), dscores)
     return xp.astype(dscores, dout.dtype, copy=False)

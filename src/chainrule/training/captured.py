@@ -18,8 +18,10 @@ What capture cannot take runs the plain path with the same numbers: the last ste
 capture that CuPy refuses leaves every step to it (``CapturedSteps.fallback`` says why).
 
 Memory: CuPy's pool keeps one arena per stream. The graph is recorded on a stream of its own that
-nothing else uses, so the blocks its temporaries took during capture are never handed to other
-work while the graph may still write them.
+nothing else allocates on, so the blocks its temporaries took during capture (freed to the pool
+when Python dropped them) are never handed to other work while the graph may still write them.
+Nothing in the step copies from the host: constants are made on the device (``full``, not
+``asarray`` of a number), since a recorded copy would read a staging buffer that is reused.
 """
 
 from __future__ import annotations
@@ -111,7 +113,11 @@ class CapturedSteps:
             self.loss_sum.fill(0)
             done = 0
             if self.fallback is None and (self.graph is None or self.graph_lr != lr):
-                done = self._capture(lr)
+                if self.captures == 0:  # first a plain step: kernels compiled, cuBLAS set up
+                    self.step()
+                    done = 1
+                if done < steps:
+                    done += self._capture(lr)
             for _ in range(steps - done):
                 if self.graph is None:
                     self.step()
