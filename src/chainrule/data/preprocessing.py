@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chainrule.engine.backend import like, namespace, to_numpy
+from chainrule.engine.backend import is_array, like, namespace, to_numpy
 from chainrule.engine.errors import DataError, ShapeError
 
 # Features whose training std is below this (in [0, 1] pixel units) are constant: MNIST's corner
@@ -102,7 +102,7 @@ class Preprocessing:
         if inplace:
             _check_float32(X_raw)
             X = X_raw
-        elif isinstance(X_raw, np.ndarray) or not hasattr(X_raw, "__array_namespace__"):
+        elif isinstance(X_raw, np.ndarray) or not is_array(X_raw):
             X = np.array(X_raw, dtype=np.float32)
         else:  # another module's array: a float32 copy there
             X = namespace(X_raw).astype(X_raw, namespace(X_raw).float32, copy=True)
@@ -176,7 +176,7 @@ class Preprocessing:
 def _check_float32(X: np.ndarray) -> None:
     """Raise DataError unless X is a writeable float32 array (in-place work needs one): NumPy's
     (with its flags), or another array module's."""
-    if not isinstance(X, np.ndarray) and hasattr(X, "__array_namespace__"):
+    if not isinstance(X, np.ndarray) and is_array(X):
         if X.dtype == namespace(X).float32:
             return
         raise DataError(f"in-place preprocessing got dtype {X.dtype}; expected float32")

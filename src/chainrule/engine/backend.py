@@ -71,6 +71,12 @@ def _fallback(x: Any) -> ModuleType:
     raise TypeError(f"not an array chainrule can compute with: {type(x).__name__}")
 
 
+def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array chainrule computes with: NumPy's, CuPy's (whose arrays do not
+    all carry ``__array_namespace__``), or any array API module's."""
+    return isinstance(x, np.ndarray) or on_gpu(x) or hasattr(x, "__array_namespace__")
+
+
 def is_numpy(x: Any) -> bool:
     """Whether ``x`` is a NumPy array (the CPU path)."""
     return isinstance(x, np.ndarray)

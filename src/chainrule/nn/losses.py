@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine import fused, shaping
+from chainrule.engine.backend import is_array
 from chainrule.engine.tensor import Tensor, apply
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -58,7 +59,7 @@ def svm_loss(scores: Tensor, y: Any) -> Tensor:
 def _labels(y: Any) -> Any:
     """y as an array: NumPy's for lists, an array of any module as it is (the gate moves NumPy
     labels to the scores' device)."""
-    return y if hasattr(y, "__array_namespace__") else np.asarray(y)
+    return y if is_array(y) else np.asarray(y)
 
 
 def l2_penalty(weights: Iterable[Tensor], reg: float) -> Tensor:

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine import tensor as T
-from chainrule.engine.backend import device_of, is_numpy, like, namespace, to_device, to_numpy
+from chainrule.engine.backend import (
+    device_of,
+    is_array,
+    is_numpy,
+    like,
+    namespace,
+    to_device,
+    to_numpy,
+)
 from chainrule.engine.errors import ConfigError, ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.nn.parameter import Parameter, decays
@@ -129,7 +137,7 @@ class Module:
 
         X: NumPy rows, or rows on the model's device; a model on a GPU computes there, batch by
         batch, and the scores come back as a NumPy array either way."""
-        X = X if hasattr(X, "__array_namespace__") and not is_numpy(X) else np.asarray(X)
+        X = X if is_array(X) and not is_numpy(X) else np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.input_size:
             raise ShapeError(
                 f"the model takes rows of {self.input_size} features, got data of shape {X.shape}"
