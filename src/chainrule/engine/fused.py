@@ -20,6 +20,7 @@ import numpy as np
 from chainrule.engine import portable
 from chainrule.engine.arrays import accumulator, batch_sum, relu, row_sums
 from chainrule.engine.backend import namespace, on_gpu, to_numpy
+from chainrule.engine.cublas import matmul
 from chainrule.engine.errors import DataError, ShapeError
 from chainrule.engine.gates import Gate
 
@@ -50,7 +51,7 @@ class Affine(Gate):
                 f"W (M, D), b (M,)"
             )
         self.x, self.W = x, W
-        out = x @ W.T
+        out = matmul(x, W.T)  # (x @ W.T; see cublas for the GPU's recorded step)
         out += b
         return out
 
@@ -59,8 +60,8 @@ class Affine(Gate):
         return self._grads(dout)
 
     def _grads(self, d: Array) -> tuple[Array | None, Array | None, Array | None]:
-        dx = d @ self.W if self.needs(0) else None  # not for the data batch: a whole product
-        dW = d.T @ self.x if self.needs(1) else None
+        dx = matmul(d, self.W) if self.needs(0) else None  # not for the data batch: a product
+        dW = matmul(d.T, self.x) if self.needs(1) else None
         db = batch_sum(d) if self.needs(2) else None
         return dx, dW, db
 

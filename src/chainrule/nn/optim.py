@@ -122,6 +122,8 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient, or weight decay, in place."""
         self.steps += 1
+        if self.device_steps is not None:  # (before the updates: Adam's t counts this step)
+            self.device_steps += 1
         by = f"{type(self).__name__}.step()"
         for i, p in enumerate(self.params):
             g, decay = p.grad, self.decay(i)
@@ -130,8 +132,6 @@ class Optimizer:
             if g is not None:
                 self.update(i, p.data, g, decay)
                 p.mark_modified(by)  # a graph recorded before this step can no longer backward
-        if self.device_steps is not None:
-            self.device_steps += 1
 
     def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
         """Change parameter i's values w in place. w, dw: one shape (dw the gradient of the data

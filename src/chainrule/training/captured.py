@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine import cublas
 from chainrule.engine.backend import cupy_module
 from chainrule.engine.errors import DivergenceError
 from chainrule.engine.tensor import Tensor
@@ -87,8 +88,8 @@ class CapturedSteps:
         self.position += 1
         data_loss = self.loss(self.model(Tensor(self.X)), self.y)
         value = data_loss.data.astype(cp.float64)
-        for w in self.weights:  # (the same sum as fit's, in the same float32 products)
-            value = value + self.reg * cp.vdot(w.data, w.data).astype(cp.float64)
+        for w in self.weights:  # (fit's vdot is cuBLAS's, which capture refuses: a sum)
+            value = value + self.reg * cp.sum(w.data * w.data, dtype=cp.float64)
         self.loss_sum += value * self.batch_size
         self.optimizer.zero_grad()
         data_loss.backward()
@@ -139,9 +140,10 @@ class CapturedSteps:
         self.graph = None  # its memory is free for the new recording
         self.optimizer.zero_grad()
         steps = self.optimizer.steps
-        self.stream.begin_capture()
         try:
-            self.step()
+            with cublas.recording(self.stream):
+                self.stream.begin_capture()
+                self.step()
         except Exception as err:  # a kernel or library call that capture does not allow
             self._end_capture_quietly()
             self.fallback = f"{type(err).__name__}: {err}"
