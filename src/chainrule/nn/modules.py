@@ -12,16 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine import backend
 from chainrule.engine import tensor as T
-from chainrule.engine.backend import (
-    device_of,
-    is_array,
-    is_numpy,
-    like,
-    namespace,
-    to_device,
-    to_numpy,
-)
 from chainrule.engine.errors import ConfigError, ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.nn.parameter import Parameter, decays
@@ -48,7 +40,7 @@ class Module:
     @property
     def device(self) -> str:
         """Where the parameters live: ``"cpu"`` or ``"cuda:N"``."""
-        return device_of(self.parameters()[0].data)
+        return backend.device_of(self.parameters()[0].data)
 
     def to(self, device: str) -> Module:
         """Move every parameter to ``device`` (``"cpu"``: NumPy, ``"cuda"``: CuPy on the GPU),
@@ -56,17 +48,16 @@ class Module:
         Build the optimizer after moving, or move it too (``Optimizer.to``). Raises
         DeviceError (backend) when CuPy or a GPU is missing."""
         for p in self.parameters():
-            p.data, p.grad = to_device(p.data, device), None
+            p.data, p.grad = backend.to_device(p.data, device), None
             p.mark_modified(f"{type(self).__name__}.to({device!r})")
         self._device = self.device
         return self
 
     def _on_my_device(self, x: Any) -> Any:
         """x in the parameters' array module (NumPy rows, for example, to a model on a GPU)."""
-        params = self.parameters()
-        if not params or is_numpy(x) == is_numpy(params[0].data):
+        if backend.is_numpy(x) == backend.is_numpy(self.parameters()[0].data):
             return x
-        return to_device(x, self.device) if is_numpy(x) else to_numpy(x)
+        return backend.to_device(x, self.device) if backend.is_numpy(x) else backend.to_numpy(x)
 
     def forward(self, x: Tensor) -> Tensor:
         """The output for a batch x (N, D) (each model's docstring gives the shapes)."""
@@ -100,7 +91,7 @@ class Module:
     def state_dict(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's values, by name, as NumPy arrays whatever the device (a
         model file is the same safetensors from the CPU or the GPU)."""
-        return {name: to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Set every parameter from ``state``: names and shapes must match exactly; values are
@@ -115,12 +106,14 @@ class Module:
                 f"unexpected {unexpected or 'nothing'}"
             )
         for name, p in params.items():  # every shape first: a mismatch changes nothing
-            value = to_numpy(state[name])
+            value = backend.to_numpy(state[name])
             if value.shape != p.shape:
                 raise ShapeError(f"parameter {name}: expected shape {p.shape}, got {value.shape}")
         by = f"{type(self).__name__}.load_state_dict()"
         for name, p in params.items():
-            p.data[...] = like(state[name], p.data)  # in place: optimizers hold these arrays
+            p.data[...] = backend.like(
+                state[name], p.data
+            )  # in place: optimizers hold these arrays
             p.mark_modified(by)
 
     @property
@@ -137,16 +130,16 @@ class Module:
 
         X: NumPy rows, or rows on the model's device; a model on a GPU computes there, batch by
         batch, and the scores come back as a NumPy array either way."""
-        X = X if is_array(X) and not is_numpy(X) else np.asarray(X)
+        X = X if backend.is_array(X) and not backend.is_numpy(X) else np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.input_size:
             raise ShapeError(
                 f"the model takes rows of {self.input_size} features, got data of shape {X.shape}"
             )
         dtype = self.parameters()[0].dtype
-        xp, n = namespace(X), X.shape[0]
+        xp, n = backend.namespace(X), X.shape[0]
         with T.no_grad():
             parts = [
-                to_numpy(
+                backend.to_numpy(
                     self(xp.astype(X[i : min(i + batch_size, n), ...], dtype, copy=False)).data
                 )
                 for i in range(0, n, batch_size)
