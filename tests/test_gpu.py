@@ -153,3 +153,22 @@ def test_fit_on_cuda_matches_fit_on_cpu() -> None:
     cpu, gpu = histories
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-4)
     assert abs(gpu.val_accuracy[-1] - cpu.val_accuracy[-1]) <= 0.01
+
+
+@needs_gpu
+def test_train_on_cuda_writes_the_same_kind_of_run(tmp_path: Any) -> None:
+    from chainrule.training import checkpoints
+
+    runs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        command = ["train", "--epochs", "3", "--device", device, "--out", str(out), "--quiet"]
+        result = subprocess.run(
+            [sys.executable, "-m", "chainrule", *command], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        runs[device] = checkpoints.load_model(out / checkpoints.MODEL_FILE)
+    cpu, gpu = runs["cpu"], runs["cuda"]
+    for (name, a), b in zip(gpu.model.state_dict().items(), cpu.model.state_dict().values()):
+        assert type(a) is np.ndarray and a.dtype == b.dtype, name  # NumPy arrays in the file
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=name)
