@@ -90,7 +90,6 @@ _DEVICES = {("cpu", ""), ("cuda", "")} | {("cuda", str(i)) for i in range(16)}
 # One table for every setting (as scikit-learn's _parameter_constraints): TrainConfig checks its
 # values against it, whether they come from the command line, the library or a config.json; the
 # command line takes its choices from it, and fit checks its numeric arguments with its rules.
-
 SETTINGS: dict[str, Setting] = {
     "dataset": _one_of(DATASETS),
     "data_dir": Setting("a folder", lambda v: isinstance(v, str) and v != "", optional=True),
