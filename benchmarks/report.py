@@ -13,6 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import gpu_report
 from contenders import ACCURACY_TARGET
 
 LABELS = {
@@ -138,6 +139,7 @@ def markdown(results: dict[str, Any]) -> str:
     out += epochs(results, cells)
     out += accuracy_section(results.get("accuracy"), accuracy)
     out += blas_section(results)
+    out += gpu_report.section(gpu_report.load())  # issue 24: from gpu_results.json
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -429,11 +429,13 @@ def _train(
             log=log,
             augment=make_augment(config, data),
             patience=config.patience,
+            device=config.device,
         )
     except TrainingInterrupted as e:
         e.run_dir = run_dir
         raise
     train_seconds = time.perf_counter() - start
+    model.to("cpu")  # issue 24: the figures and predictions read NumPy weights
     save_model(run_dir, model, data, history.best_epoch)
     with np.errstate(all="ignore"):
         test_pred = model.predict(data.X_test)

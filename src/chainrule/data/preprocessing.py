@@ -10,6 +10,10 @@ stores these numbers (``to_arrays``) so that ``predict`` transforms a new image 
 Keeping the maths here, behind ``fit_apply_inplace``, ``apply`` and ``invert``, leaves one
 place to change when the arrays live on another device.
 
+Array modules: X may be a NumPy array or another module's (CuPy on a GPU, array_api_strict); the
+arithmetic takes that module's functions (``backend.namespace``) and the fitted numbers are kept
+as NumPy arrays (they go into model files), moved to X's device where they meet it.
+
 Memory: ``fit_apply_inplace`` and ``apply(inplace=True)`` work in the caller's float32 array;
 reductions run over chunks of ``CHUNK_ELEMENTS`` elements, so no full-size float64 copy is made.
 """
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule.engine.backend import is_array, like, namespace, to_numpy
 from chainrule.engine.errors import DataError, ShapeError
 
 # Features whose training std is below this (in [0, 1] pixel units) are constant: MNIST's corner
@@ -67,13 +72,18 @@ class Preprocessing:
         X /= scale
         # Reductions accumulate in float64 (float32 sums of 50,000 rows lose digits) but run
         # through numpy's small cast buffers: no float64 copy of X is made.
-        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        X -= mean
+        if isinstance(X, np.ndarray):
+            mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        else:
+            xp = namespace(X)
+            mean = to_numpy(xp.sum(X, axis=0, dtype=xp.float64)) / max(1, X.shape[0])
+            mean = mean.astype(np.float32)
+        X -= like(mean, X)
         std = None
         if standardize:
             std = np.sqrt(_column_mean_of_squares(X)).astype(np.float32)
             std[std < MIN_STD] = 1.0
-            X /= std
+            X /= like(std, X)
         return cls(float(scale), mean, std)
 
     @property
@@ -92,17 +102,19 @@ class Preprocessing:
         if inplace:
             _check_float32(X_raw)
             X = X_raw
-        else:
+        elif isinstance(X_raw, np.ndarray) or not is_array(X_raw):
             X = np.array(X_raw, dtype=np.float32)
+        else:  # another module's array: a float32 copy there
+            X = namespace(X_raw).astype(X_raw, namespace(X_raw).float32, copy=True)
         if X.ndim not in (1, 2) or X.shape[-1] != self.num_features:
             raise ShapeError(
                 f"preprocessing got rows of shape {X.shape}; expected (N, {self.num_features}) "
                 f"or ({self.num_features},)"
             )
         X /= self.scale
-        X -= self.mean
+        X -= like(self.mean, X)
         if self.std is not None:
-            X /= self.std
+            X /= like(self.std, X)
         return X
 
     def invert(self, X: np.ndarray) -> np.ndarray:
@@ -162,7 +174,12 @@ class Preprocessing:
 
 
 def _check_float32(X: np.ndarray) -> None:
-    """Raise DataError unless X is a writeable float32 NumPy array (in-place work needs one)."""
+    """Raise DataError unless X is a writeable float32 array (in-place work needs one): NumPy's
+    (with its flags), or another array module's."""
+    if not isinstance(X, np.ndarray) and is_array(X):
+        if X.dtype == namespace(X).float32:
+            return
+        raise DataError(f"in-place preprocessing got dtype {X.dtype}; expected float32")
     if not isinstance(X, np.ndarray) or X.dtype != np.float32 or not X.flags.writeable:
         raise DataError(
             f"in-place preprocessing got {type(X).__name__} "
@@ -171,7 +188,18 @@ def _check_float32(X: np.ndarray) -> None:
 
 
 def _column_mean_of_squares(X: np.ndarray) -> np.ndarray:
-    """mean(X**2, axis=0) in float64, for X (N, D), a few MB of rows at a time."""
+    """mean(X**2, axis=0) in float64 (a NumPy array), for X (N, D), a few MB of rows at a time."""
+    if not isinstance(X, np.ndarray):
+        xp = namespace(X)
+        total, n, rows = (
+            xp.zeros(X.shape[1], dtype=xp.float64),
+            X.shape[0],
+            rows_per_chunk(X.shape[1]),
+        )
+        for start in range(0, n, rows):
+            chunk = xp.astype(X[start : min(start + rows, n), ...], xp.float64)
+            total += xp.sum(chunk * chunk, axis=0)
+        return to_numpy(total) / max(1, X.shape[0])
     rows = rows_per_chunk(X.shape[1])
     total = np.zeros(X.shape[1], dtype=np.float64)
     for start in range(0, X.shape[0], rows):

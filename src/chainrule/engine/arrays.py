@@ -5,10 +5,11 @@ Half precision: gates take float16 and keep it for their outputs and gradients, 
 ``np.mean`` does for float16: float16's largest number is 65504 and its 11-bit sums stall
 (2048 + 1 = 2048), so a float16 accumulator makes a mean over 70,000 elements NaN.
 
-The helpers at the end (``relu``, ``batch_sum``, ``row_sums``) are spelled for NumPy's speed:
-they keep small constant arrays (zeros, ones) in a cache. That cache is the one NumPy-only trick
-of the gates; with another array module the plain spellings in their docstrings give the same
-values.
+Array modules: every helper takes its functions from its arguments (``backend.namespace``). The
+helpers at the end (``relu``, ``batch_sum``, ``row_sums``) are spelled for NumPy's speed: they
+keep small constant arrays (zeros, ones) in a cache, a NumPy-only trick guarded by a type check;
+any other array module (CuPy, array_api_strict) takes the plain portable spelling in the same
+function, with the same values.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine.backend import namespace
 from chainrule.engine.errors import ShapeError
 
-Array = np.ndarray
+Array = np.ndarray  # (or a CuPy / array API array: the functions take any; see the docstring)
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -28,9 +30,23 @@ _FLOAT32 = np.dtype(np.float32)
 def accumulator(dtype: np.dtype) -> np.dtype:
     """The dtype to add up values of ``dtype`` in: float32 for float16, else ``dtype`` itself.
 
-    NumPy's own rule for ``np.mean`` on float16 (see the module docstring for why).
+    NumPy's own rule for ``np.mean`` on float16 (see the module docstring for why). Dtypes of
+    modules without float16 (array_api_strict's) are returned as they are.
     """
-    return _FLOAT32 if dtype == np.float16 else dtype
+    return _FLOAT32 if isinstance(dtype, np.dtype) and dtype == np.float16 else dtype
+
+
+def is_floating(x: Array) -> bool:
+    """Whether ``x`` has a real floating dtype (float16/32/64), in any array module."""
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind == "f"
+    return namespace(x).isdtype(x.dtype, "real floating")
+
+
+def zero_d(x: Any) -> Array:
+    """``x`` as an array: NumPy makes the result of an operation on 0-d arrays a scalar (a
+    np.generic), which gates must not return; arrays (of any module) pass through."""
+    return np.asarray(x) if isinstance(x, (np.generic, float, int)) else x
 
 
 def reduce_sum(x: Array, axis: tuple[int, ...], keepdims: bool = False) -> Array:
@@ -40,8 +56,9 @@ def reduce_sum(x: Array, axis: tuple[int, ...], keepdims: bool = False) -> Array
     A float16 sum too large for float16 is inf (with NumPy's overflow warning), as it would be
     exactly; float32 keeps every other float16 sum to float16's precision.
     """
-    out = x.sum(axis=axis, keepdims=keepdims, dtype=accumulator(x.dtype))
-    return np.asarray(out).astype(x.dtype, copy=False)
+    xp = namespace(x)
+    out = xp.sum(x, axis=axis, keepdims=keepdims, dtype=accumulator(x.dtype))
+    return xp.astype(xp.asarray(out), x.dtype, copy=False)
 
 
 def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
@@ -76,10 +93,19 @@ def broadcast_shape(name: str, a: Array, b: Array) -> tuple[int, ...]:
 def as_array(value: Any, like: Array | None = None) -> Array:
     """``value`` (a number, a sequence, an array) as an array for a gate: a float dtype always,
     and ``like``'s float dtype when ``like`` is given, so a constant that meets a float32 tensor
-    stays float32 (integers and booleans become float64 otherwise).
+    stays float32 (integers and booleans become float64 otherwise). An array of another module
+    (CuPy, array_api_strict) stays in it; a number or NumPy array meeting such a ``like`` is
+    made in like's module (on its device).
 
     Raises TypeError for a value that is not numeric (a string, an object).
     """
+    if not (isinstance(value, np.ndarray) or _is_host_value(value)):
+        xp = namespace(value)
+        if like is not None and is_floating(like) and namespace(like) is xp:
+            return xp.astype(value, like.dtype, copy=False)
+        return value if is_floating(value) else xp.astype(value, xp.float64)
+    if like is not None and not isinstance(like, np.ndarray):
+        return _as_array_like(value, like)
     array = np.asarray(value)
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
@@ -90,6 +116,19 @@ def as_array(value: Any, like: Array | None = None) -> Array:
     if not np.issubdtype(array.dtype, np.floating):
         return array.astype(np.float64)
     return array
+
+
+def _is_host_value(value: Any) -> bool:
+    """Numbers, sequences and NumPy scalars: what np.asarray takes (not another module's array)."""
+    return isinstance(value, (int, float, bool, np.generic, list, tuple, str)) or value is None
+
+
+def _as_array_like(value: Any, like: Array) -> Array:
+    """A host value in ``like``'s array module (and device), in like's float dtype."""
+    array = as_array(value)  # the checks and the float dtype, on the host first
+    xp = namespace(like)
+    dtype = like.dtype if is_floating(like) else xp.float64
+    return xp.asarray(array, dtype=dtype)
 
 
 def normalize_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
@@ -131,8 +170,16 @@ def _ones(n: int, dtype: np.dtype) -> Array:
 def relu(x: Array, out: Array | None = None) -> Array:
     """max(x, 0) elementwise, into ``out`` if given (it may be x). x: any shape.
 
-    The same values as ``np.maximum(x, 0)``, NaN and the sign of zero included.
+    The same values as ``np.maximum(x, 0)``, NaN and the sign of zero included. ``out`` is
+    NumPy's (other modules write into it through ``out[...] =``, which costs a copy).
     """
+    if not isinstance(x, np.ndarray):
+        xp = namespace(x)
+        result = xp.maximum(x, xp.zeros((), dtype=x.dtype))
+        if out is None:
+            return result
+        out[...] = result
+        return out
     zero = _zeros(x.shape, x.dtype) if x.size <= _ZEROS_MAX and x.dtype.kind == "f" else 0
     return np.maximum(x, zero, out=out)
 
@@ -142,6 +189,8 @@ def batch_sum(d: Array) -> Array:
 
     Floats as the product ones(N) @ d (BLAS's gemv); a new array, never a view of ``d``.
     """
+    if not isinstance(d, np.ndarray):  # (the cached ones are NumPy's)
+        return namespace(d).sum(d, axis=0)
     if d.dtype.kind != "f":  # BLAS is for floats; anything else sums as NumPy does
         return d.sum(axis=0)
     return np.matmul(_ones(d.shape[0], d.dtype), d)
@@ -152,4 +201,6 @@ def row_sums(x: Array) -> Array:
 
     x: a float array. A new array, never a view of ``x``.
     """
+    if not isinstance(x, np.ndarray):
+        return namespace(x).sum(x, axis=1)
     return np.matmul(x, _ones(x.shape[1], x.dtype))

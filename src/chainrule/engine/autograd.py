@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.engine.arrays import as_array
+from chainrule.engine.arrays import as_array, zero_d
+from chainrule.engine.backend import namespace
 from chainrule.engine.errors import ChainruleError, ShapeError
 from chainrule.engine.gates import Gate
 
@@ -79,8 +80,12 @@ def seed_gradient(root: Tensor, grad: Any) -> np.ndarray:
                 "gradient needs a scalar. Reduce it first (e.g. .sum() or .mean()) or pass "
                 "backward(grad) with the same shape"
             )
-        return np.ones_like(root.data)
-    seed = np.array(as_array(grad, root.data))  # a copy: never the caller's array
+        return namespace(root.data).ones_like(root.data)
+    seed = as_array(grad, root.data)
+    seed = (
+        np.array(seed) if isinstance(seed, np.ndarray) else namespace(seed).asarray(seed, copy=True)
+    )
+    # (a copy: never the caller's array)
     if seed.shape != root.shape:
         raise ShapeError(
             f"backward: the seed gradient has shape {seed.shape}, expected {root.shape}"
@@ -97,11 +102,19 @@ def accumulate(t: Tensor, g: np.ndarray, dout: np.ndarray | None) -> None:
     place: ``t.grad`` may be shared with a neighbour (add hands one dout to both inputs).
     """
     if t.grad is None:
-        if t._gate is None and (g is dout or g.base is not None or not g.flags.writeable):
-            g = np.array(g)
+        if t._gate is None and (g is dout or _shared(g)):
+            g = np.array(g) if isinstance(g, np.ndarray) else namespace(g).asarray(g, copy=True)
         t.grad = g
     else:
-        t.grad = np.asarray(t.grad + g)  # (two 0-d arrays add up to a NumPy scalar)
+        t.grad = zero_d(t.grad + g)  # (two 0-d arrays add up to a NumPy scalar)
+
+
+def _shared(g: np.ndarray) -> bool:
+    """Whether ``g`` is a view or read-only (NumPy's flags; CuPy's ``base``; array API modules
+    without either cannot tell, and their gates return views only of dout, caught above)."""
+    if isinstance(g, np.ndarray):
+        return g.base is not None or not g.flags.writeable
+    return getattr(g, "base", None) is not None
 
 
 class Spent(Gate):

@@ -5,17 +5,26 @@ Each does in one gate what the textbook gates would do in several (matmul, trans
 exp, sum, log, a gather), with the same values: fewer passes over (N, M) memory and fewer
 temporaries. Each is gradient-checked on its own like any gate; the contract is
 ``gates.Gate``'s. The losses' conventions, edge cases included, are stated in ``nn.losses``.
+
+The losses are written twice, on purpose: for NumPy with flat-index gathers and in-place ufuncs
+(``out=``), several times faster on a small batch than the portable spelling; for every other
+array module (CuPy, array_api_strict) in ``portable``, with one-hot masks and ``where`` and no
+branch on a value, so a GPU step has no host sync and can be captured into a CUDA graph. The
+tests hold the two to the same numbers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from chainrule.engine import portable
 from chainrule.engine.arrays import accumulator, batch_sum, relu, row_sums
+from chainrule.engine.backend import namespace, on_gpu, to_numpy
+from chainrule.engine.cublas import matmul
 from chainrule.engine.errors import DataError, ShapeError
 from chainrule.engine.gates import Gate
 
-Array = np.ndarray
+Array = np.ndarray  # (or any array API array; see the losses' ``portable`` branch)
 
 
 class Affine(Gate):
@@ -42,7 +51,7 @@ class Affine(Gate):
                 f"W (M, D), b (M,)"
             )
         self.x, self.W = x, W
-        out = x @ W.T
+        out = matmul(x, W.T)  # (x @ W.T; see cublas for the GPU's recorded step)
         out += b
         return out
 
@@ -51,8 +60,8 @@ class Affine(Gate):
         return self._grads(dout)
 
     def _grads(self, d: Array) -> tuple[Array | None, Array | None, Array | None]:
-        dx = d @ self.W if self.needs(0) else None  # not for the data batch: a whole product
-        dW = d.T @ self.x if self.needs(1) else None
+        dx = matmul(d, self.W) if self.needs(0) else None  # not for the data batch: a product
+        dW = matmul(d.T, self.x) if self.needs(1) else None
         db = batch_sum(d) if self.needs(2) else None
         return dx, dW, db
 
@@ -71,14 +80,17 @@ class AffineReLU(Affine):
         out = super().forward(x, W, b)
         # A maximum, not out *= mask: the product would turn a negative into -0.0 and -inf into
         # NaN, where ReLU gives +0.0 and the ReLU gate agrees.
-        relu(out, out=out)
-        self.mask = np.greater(out, 0)  # max(x, 0) > 0 exactly where x > 0 (NaN: neither)
+        out = relu(out, out=out)
+        self.mask = out > 0  # max(x, 0) > 0 exactly where x > 0 (NaN: neither)
         return out
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None, Array | None]:
         """dout: (N, M) -> dx (N, D), dW (M, D), db (M,), through the ReLU's mask."""
         # A new array, not dout in place: dout may be another gate's data.
-        return self._grads(np.multiply(dout, self.mask))
+        if isinstance(dout, np.ndarray):
+            return self._grads(np.multiply(dout, self.mask))
+        # (array API modules do not multiply floats by booleans)
+        return self._grads(dout * namespace(dout).astype(self.mask, dout.dtype))
 
 
 def check_labels(scores: Array, y: Array, name: str = "loss") -> Array:
@@ -98,17 +110,25 @@ def check_labels(scores: Array, y: Array, name: str = "loss") -> Array:
         )
     if k == 0:
         raise ShapeError(f"{name}: the scores have no classes (shape {scores.shape})")
-    y = np.asarray(y)
+    y = np.asarray(y) if isinstance(scores, np.ndarray) else portable.labels_like(y, scores)
     if y.ndim != 1 or y.shape[0] != n:
         raise ShapeError(
             f"{name}: labels must be a vector of N = {n} integers, got shape {y.shape}"
         )
-    if y.dtype.kind not in "iu":  # (np.issubdtype says the same, slower: this runs every step)
+    if not isinstance(y, np.ndarray):
+        if not namespace(y).isdtype(y.dtype, "integral"):
+            raise DataError(f"{name}: labels must be integers, got dtype {y.dtype}")
+        if on_gpu(y):  # reading values would sync the GPU each step: fit checks them once
+            return y
+    elif y.dtype.kind not in "iu":  # (np.issubdtype says the same, slower: runs every step)
         raise DataError(f"{name}: labels must be integers, got dtype {y.dtype}")
-    if y.min() < 0 or y.max() >= k:
+    low, high = (
+        (y.min(), y.max()) if isinstance(y, np.ndarray) else (to_numpy(y).min(), to_numpy(y).max())
+    )
+    if low < 0 or high >= k:
         raise DataError(
             f"{name}: labels must lie in [0, {k - 1}] for {k} classes, "
-            f"got values from {y.min()} to {y.max()}"
+            f"got values from {low} to {high}"
         )
     return y
 
@@ -133,6 +153,9 @@ class SoftmaxCrossEntropy(Gate):
     def forward(self, scores: Array) -> Array:
         """scores: (N, K) -> the mean loss, 0-d, in scores' dtype. Raises as ``check_labels``."""
         y = check_labels(scores, self.y, self.name)
+        if not isinstance(scores, np.ndarray):
+            loss, self.probs, self.onehot = portable.softmax_cross_entropy(scores, y)
+            return loss
         n, k = scores.shape
         self.dtype = scores.dtype
         scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
@@ -181,6 +204,8 @@ class SoftmaxCrossEntropy(Gate):
 
     def backward(self, dout: Array) -> tuple[Array]:
         """dout: 0-d -> (dscores (N, K),) = ((probs - onehot(y)) * dout / N,)."""
+        if not isinstance(dout, np.ndarray):
+            return (portable.softmax_backward(self.probs, self.onehot, dout),)
         n = self.probs.shape[0]
         # The probabilities are needed by no one else (a gate serves one call): reuse them.
         dscores, self.probs = self.probs, None
@@ -208,6 +233,9 @@ class MulticlassHinge(Gate):
     def forward(self, scores: Array) -> Array:
         """scores: (N, K) -> the mean loss, 0-d, in scores' dtype. Raises as ``check_labels``."""
         y = check_labels(scores, self.y, self.name)
+        if not isinstance(scores, np.ndarray):
+            loss, self.positive, self.onehot, self.undefined = portable.hinge(scores, y)
+            return loss
         n = scores.shape[0]
         self.dtype = scores.dtype
         scores = scores.astype(accumulator(scores.dtype), copy=False)  # float16: in float32
@@ -224,6 +252,9 @@ class MulticlassHinge(Gate):
 
     def backward(self, dout: Array) -> tuple[Array]:
         """dout: 0-d -> (dscores (N, K),): +1 per positive margin at j, minus their count at y."""
+        if not isinstance(dout, np.ndarray):
+            grads = portable.hinge_backward(self.positive, self.onehot, self.undefined, dout)
+            return (grads,)
         n = self.positive.shape[0]
         acc = accumulator(self.dtype)
         dscores = self.positive.astype(acc)

@@ -3,15 +3,17 @@ binary arithmetic with broadcasting (add, sub, mul, div, max), then one-input fu
 pow, exp, log, relu, sigmoid, tanh). Shape-changing gates (sum, mean, reshape, transpose, matmul)
 are in ``shaping``; the fused gates of a training step in ``fused``. Gates know nothing of Tensors
 or of the rest of the graph, so each is checkable alone against finite differences.
+Each gate computes in its inputs' array module (``backend.namespace``: NumPy, CuPy, array API).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from chainrule.engine.arrays import broadcast_shape, relu, unbroadcast
+from chainrule.engine.arrays import broadcast_shape, relu, unbroadcast, zero_d
+from chainrule.engine.backend import namespace, quiet
 
-Array = np.ndarray
+Array = np.ndarray  # (or any array API array)
 
 
 class Gate:
@@ -89,7 +91,7 @@ class Add(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return np.asarray(a + b)
+        return zero_d(a + b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         return unbroadcast(dout, self.a_shape), unbroadcast(dout, self.b_shape)
@@ -104,10 +106,10 @@ class Sub(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return np.asarray(a - b)
+        return zero_d(a - b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
-        return unbroadcast(dout, self.a_shape), unbroadcast(np.asarray(-dout), self.b_shape)
+        return unbroadcast(dout, self.a_shape), unbroadcast(zero_d(-dout), self.b_shape)
 
 
 class Mul(Gate):
@@ -118,12 +120,12 @@ class Mul(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a, self.b = a, b
-        return np.asarray(a * b)
+        return zero_d(a * b)
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None]:
         a, b = self.a, self.b
-        da = unbroadcast(np.asarray(dout * b), a.shape) if self.needs(0) else None
-        db = unbroadcast(np.asarray(dout * a), b.shape) if self.needs(1) else None
+        da = unbroadcast(zero_d(dout * b), a.shape) if self.needs(0) else None
+        db = unbroadcast(zero_d(dout * a), b.shape) if self.needs(1) else None
         return da, db
 
 
@@ -135,12 +137,12 @@ class Div(Gate):
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a, self.b = a, b
-        return np.asarray(a / b)
+        return zero_d(a / b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         a, b = self.a, self.b
-        da = np.asarray(dout / b)
-        return unbroadcast(da, a.shape), unbroadcast(np.asarray(-da * a / b), b.shape)
+        da = zero_d(dout / b)
+        return unbroadcast(da, a.shape), unbroadcast(zero_d(-da * a / b), b.shape)
 
 
 class Maximum(Gate):
@@ -154,11 +156,12 @@ class Maximum(Gate):
         broadcast_shape(self.name, a, b)
         self.a_wins = a > b
         self.a_shape, self.b_shape = a.shape, b.shape
-        return np.asarray(np.maximum(a, b))
+        return zero_d(namespace(a, b).maximum(a, b))
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
-        da = np.where(self.a_wins, dout, 0).astype(dout.dtype, copy=False)
-        db = np.where(self.a_wins, 0, dout).astype(dout.dtype, copy=False)
+        xp, zero = namespace(dout), namespace(dout).zeros((), dtype=dout.dtype)
+        da = xp.where(self.a_wins, dout, zero)
+        db = xp.where(self.a_wins, zero, dout)
         return unbroadcast(da, self.a_shape), unbroadcast(db, self.b_shape)
 
 
@@ -169,10 +172,10 @@ class Neg(Gate):
     saved_inputs = ()  # keeps no input array
 
     def forward(self, x: Array) -> Array:
-        return np.asarray(-x)
+        return zero_d(-x)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (np.asarray(-dout),)
+        return (zero_d(-dout),)
 
 
 class Pow(Gate):
@@ -195,13 +198,13 @@ class Pow(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return np.asarray(x**self.exponent)
+        return zero_d(x**self.exponent)
 
     def backward(self, dout: Array) -> tuple[Array]:
         p = self.exponent
         if p == 0:
-            return (np.zeros_like(self.x),)
-        return (np.asarray(dout * (p * self.x ** (p - 1))),)
+            return (namespace(self.x).zeros_like(self.x),)
+        return (zero_d(dout * (p * self.x ** (p - 1))),)
 
 
 class Exp(Gate):
@@ -211,11 +214,11 @@ class Exp(Gate):
     saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        self.out = np.asarray(np.exp(x))
+        self.out = zero_d(namespace(x).exp(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (np.asarray(dout * self.out),)
+        return (zero_d(dout * self.out),)
 
 
 class Log(Gate):
@@ -225,10 +228,10 @@ class Log(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return np.asarray(np.log(x))
+        return zero_d(namespace(x).log(x))
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (np.asarray(dout / self.x),)
+        return (zero_d(dout / self.x),)
 
 
 class ReLU(Gate):
@@ -239,11 +242,12 @@ class ReLU(Gate):
     saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        self.out = np.asarray(relu(x))
+        self.out = zero_d(relu(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (np.asarray(dout * (self.out > 0)),)
+        # a product, not a where (NaN * 0 stays NaN); the mask as floats (the standard's rule)
+        return (zero_d(dout * namespace(dout).astype(self.out > 0, dout.dtype)),)
 
 
 class Sigmoid(Gate):
@@ -260,18 +264,19 @@ class Sigmoid(Gate):
     saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        with np.errstate(under="ignore"):  # e**-|x| underflowing to 0 is the right value
-            e = np.exp(-np.abs(x))
+        xp = namespace(x)
+        with quiet(xp, under="ignore"):  # e**-|x| underflowing to 0 is the right value
+            e = xp.exp(-xp.abs(x))
             big = 1 / (1 + e)  # sigmoid(|x|), in [0.5, 1]
             small = e * big  # sigmoid(-|x|), in [0, 0.5]
         positive = x >= 0  # (False for NaN: NaN either way)
-        self.out = np.where(positive, big, small)
-        self.complement = np.where(positive, small, big)  # sigmoid(-x) = 1 - out, exactly
+        self.out = zero_d(xp.where(positive, big, small))
+        self.complement = xp.where(positive, small, big)  # sigmoid(-x) = 1 - out, exactly
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        with np.errstate(under="ignore"):  # a tail's tiny derivative may round to 0
-            return (np.asarray(dout * (self.out * self.complement)),)
+        with quiet(namespace(dout), under="ignore"):  # a tail's tiny derivative may round to 0
+            return (zero_d(dout * (self.out * self.complement)),)
 
 
 class Tanh(Gate):
@@ -288,8 +293,8 @@ class Tanh(Gate):
     saved_inputs = ()  # keeps its output, not its input
 
     def forward(self, x: Array) -> Array:
-        self.out = np.asarray(np.tanh(x))
+        self.out = zero_d(namespace(x).tanh(x))
         return self.out
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (np.asarray(dout * (1 - self.out**2)),)
+        return (zero_d(dout * (1 - self.out**2)),)

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from chainrule.engine.arrays import accumulator, normalize_axis, reduce_sum, unbroadcast
+from chainrule.engine.arrays import accumulator, normalize_axis, reduce_sum, unbroadcast, zero_d
+from chainrule.engine.backend import namespace
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.gates import Gate
 
@@ -33,9 +34,11 @@ class Sum(Gate):
         return reduce_sum(x, self.axes, self.keepdims)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        if not self.keepdims:
-            dout = np.expand_dims(dout, self.axes)
-        return (np.broadcast_to(dout, self.x_shape),)
+        xp = namespace(dout)
+        if not self.keepdims:  # the summed axes back, as ones
+            kept = tuple(1 if a in self.axes else n for a, n in enumerate(self.x_shape))
+            dout = xp.reshape(dout, kept)
+        return (xp.broadcast_to(dout, self.x_shape),)
 
 
 class Mean(Sum):
@@ -54,18 +57,20 @@ class Mean(Sum):
         self.axes = normalize_axis(self.axis, x.ndim)
         self.x_shape = x.shape
         acc = accumulator(x.dtype)
-        total = x.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
+        xp = namespace(x)
+        total = zero_d(xp.sum(x, axis=self.axes, keepdims=self.keepdims, dtype=acc))
         self.count = math.prod(x.shape[a] for a in self.axes)
         if self.count == 0 and total.size:
             raise ShapeError(
                 f"mean: no elements to average over (shape {x.shape}, axes {self.axes}); the "
                 "mean of nothing is undefined (a sum over nothing is 0)"
             )
-        return np.asarray(total / self.count).astype(x.dtype, copy=False)
+        return xp.astype(zero_d(total / self.count), x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        share = dout.astype(accumulator(dout.dtype), copy=False) / self.count
-        return super().backward(np.asarray(share).astype(dout.dtype, copy=False))
+        xp = namespace(dout)
+        share = zero_d(xp.astype(dout, accumulator(dout.dtype), copy=False) / self.count)
+        return super().backward(xp.astype(share, dout.dtype, copy=False))
 
 
 class Reshape(Gate):
@@ -81,7 +86,7 @@ class Reshape(Gate):
     def forward(self, x: Array) -> Array:
         self.x_shape = x.shape
         try:
-            return x.reshape(self.shape)
+            return namespace(x).reshape(x, self.shape)
         except ValueError:
             raise ShapeError(
                 f"reshape: cannot reshape an array of shape {x.shape} ({x.size} elements) "
@@ -89,7 +94,7 @@ class Reshape(Gate):
             ) from None
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout.reshape(self.x_shape),)
+        return (namespace(dout).reshape(dout, self.x_shape),)
 
 
 class Transpose(Gate):
@@ -106,11 +111,11 @@ class Transpose(Gate):
         axes = tuple(reversed(range(x.ndim))) if self.axes is None else self.axes
         if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
             raise ShapeError(f"transpose: axes {axes} are not a permutation of {x.ndim} axes")
-        self.inverse = tuple(np.argsort([a % x.ndim for a in axes]))
-        return x.transpose(axes)
+        self.inverse = tuple(int(i) for i in np.argsort([a % x.ndim for a in axes]))
+        return namespace(x).permute_dims(x, tuple(a % max(x.ndim, 1) for a in axes))
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (dout.transpose(self.inverse),)
+        return (namespace(dout).permute_dims(dout, self.inverse),)
 
 
 class SumOfSquares(Gate):
@@ -123,11 +128,14 @@ class SumOfSquares(Gate):
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        flat = x.reshape(-1).astype(accumulator(x.dtype), copy=False)
-        return np.asarray(np.dot(flat, flat)).astype(x.dtype, copy=False)
+        xp = namespace(x)
+        flat = xp.astype(xp.reshape(x, (-1,)), accumulator(x.dtype), copy=False)
+        # BLAS's dot for NumPy (one pass, no temporary); the standard's vecdot elsewhere
+        total = np.dot(flat, flat) if xp is np else xp.vecdot(flat, flat)
+        return xp.astype(zero_d(total), x.dtype, copy=False)
 
     def backward(self, dout: Array) -> tuple[Array]:
-        return (np.asarray(self.x * (2 * dout)),)
+        return (zero_d(self.x * (2 * dout)),)
 
 
 class MatMul(Gate):
@@ -152,20 +160,23 @@ class MatMul(Gate):
                 f"{inner_a} and {inner_b} differ"
             )
         self.a, self.b = a, b
-        return np.matmul(a, b)
+        return zero_d(namespace(a, b).matmul(a, b))
 
     def backward(self, dout: Array) -> tuple[Array | None, Array | None]:
         # Promote vectors to matrices so one pair of formulas covers every case.
-        a = self.a[None, :] if self.a.ndim == 1 else self.a
-        b = self.b[:, None] if self.b.ndim == 1 else self.b
+        a = self.a[None, ...] if self.a.ndim == 1 else self.a
+        b = self.b[..., None] if self.b.ndim == 1 else self.b
+        xp = namespace(dout)
         d = dout
         if self.b.ndim == 1:
-            d = np.expand_dims(d, -1)
+            d = xp.expand_dims(d, axis=-1)
         if self.a.ndim == 1:
-            d = np.expand_dims(d, -2)
+            d = xp.expand_dims(d, axis=-2)
         da = db = None
         if self.needs(0):
-            da = unbroadcast(np.matmul(d, np.swapaxes(b, -1, -2)), a.shape).reshape(self.a.shape)
+            da = unbroadcast(xp.matmul(d, xp.matrix_transpose(b)), a.shape)
+            da = xp.reshape(da, self.a.shape)
         if self.needs(1):
-            db = unbroadcast(np.matmul(np.swapaxes(a, -1, -2), d), b.shape).reshape(self.b.shape)
+            db = unbroadcast(xp.matmul(xp.matrix_transpose(a), d), b.shape)
+            db = xp.reshape(db, self.b.shape)
         return da, db

@@ -17,6 +17,7 @@ from chainrule.engine.arrays import as_array
 
 # (no_grad and is_grad_enabled live in autograd, and are chainrule.engine.tensor's too)
 from chainrule.engine.autograd import is_grad_enabled, no_grad, topological_order  # noqa: F401
+from chainrule.engine.backend import may_share, to_numpy
 
 
 class Tensor:
@@ -105,12 +106,12 @@ class Tensor:
         return self._inputs
 
     def item(self) -> float:
-        """The value of a one-element tensor as a Python float."""
-        return float(self.data.item())
+        """The value of a one-element tensor as a Python float (waits for the GPU there)."""
+        return float(to_numpy(self.data).item())
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (not a copy)."""
-        return self.data
+        """data as a NumPy array: data itself on the CPU (not a copy), a copy from a GPU."""
+        return to_numpy(self.data)
 
     def detach(self) -> Tensor:
         """A leaf with the same data (and record of in-place changes) and no history."""
@@ -126,7 +127,7 @@ class Tensor:
     def __repr__(self) -> str:
         made_by = f", gate={self._gate.describe()}" if self._gate is not None else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4)}{grad}{made_by})"
+        return f"Tensor({np.array2string(to_numpy(self.data), precision=4)}{grad}{made_by})"
 
     # --- operators build the graph ---
     def __add__(self, other: Any) -> Tensor:
@@ -262,7 +263,7 @@ def apply(gate: gates.Gate, *operands: Any) -> Tensor:
         like = next((x for x in operands if isinstance(x, Tensor)), None)
         inputs = tuple(as_tensor(x, like) for x in operands)
     out = Tensor(gate.forward(*[t.data for t in inputs]))
-    if gate.view_of is not None and np.may_share_memory(out.data, inputs[gate.view_of].data):
+    if gate.view_of is not None and may_share(out.data, inputs[gate.view_of].data):
         # A view changes with its input's array: it shares the input's record of changes.
         out._version = inputs[gate.view_of]._shared_version()
     if is_grad_enabled():

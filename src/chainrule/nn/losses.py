@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine import fused, shaping
+from chainrule.engine.backend import is_array
 from chainrule.engine.tensor import Tensor, apply
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -43,7 +44,7 @@ def softmax_loss(scores: Tensor, y: Any) -> Tensor:
     Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
     and NaN scores: see the module docstring.
     """
-    return apply(fused.SoftmaxCrossEntropy(np.asarray(y)), scores)
+    return apply(fused.SoftmaxCrossEntropy(_labels(y)), scores)
 
 
 def svm_loss(scores: Tensor, y: Any) -> Tensor:
@@ -52,7 +53,13 @@ def svm_loss(scores: Tensor, y: Any) -> Tensor:
     Raises ShapeError for an empty batch or mismatched shapes, DataError for bad labels. Infinite
     and NaN scores: see the module docstring.
     """
-    return apply(fused.MulticlassHinge(np.asarray(y)), scores)
+    return apply(fused.MulticlassHinge(_labels(y)), scores)
+
+
+def _labels(y: Any) -> Any:
+    """y as an array: NumPy's for lists, an array of any module as it is (the gate moves NumPy
+    labels to the scores' device)."""
+    return y if is_array(y) else np.asarray(y)
 
 
 def l2_penalty(weights: Iterable[Tensor], reg: float) -> Tensor:

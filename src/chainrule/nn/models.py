@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine import tensor as T
+from chainrule.engine.backend import to_numpy
 from chainrule.engine.errors import ConfigError
 from chainrule.engine.tensor import Tensor
 from chainrule.nn.modules import (
@@ -68,13 +69,14 @@ class MLP(Module):
         return T.affine(x, *self.layer(self.num_layers))
 
     def hidden_activations(self, X: np.ndarray) -> list[np.ndarray]:
-        """The output of each hidden layer for rows X (N, D), without a graph: [(N, H1), ...]."""
+        """The output of each hidden layer for rows X (N, D), without a graph: [(N, H1), ...],
+        NumPy arrays (computed on the model's device)."""
         outs = []
         with T.no_grad():
-            x = Tensor(X.astype(self.W1.dtype, copy=False))
+            x = Tensor(self._on_my_device(np.asarray(X, dtype=self.W1.dtype)))
             for i in range(1, self.num_layers):
                 x = fused_forward(x, *self.layer(i), self.activation)
-                outs.append(x.data)
+                outs.append(to_numpy(x.data))
         return outs
 
     def config(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine import backend
 from chainrule.engine import tensor as T
 from chainrule.engine.errors import ConfigError, ShapeError
 from chainrule.engine.tensor import Tensor
@@ -26,8 +27,37 @@ class Module:
     """
 
     def __call__(self, x: Any) -> Tensor:
-        """``forward`` on x (N, D), a Tensor or an array; returns the output (N, K)."""
-        return self.forward(x if isinstance(x, Tensor) else Tensor(x))
+        """``forward`` on x (N, D), a Tensor or an array; returns the output (N, K). Rows on
+        another device than a moved model's (NumPy rows for a model on the GPU) are moved to
+        its device first (a Tensor so moved becomes a new leaf)."""
+        data = x.data if isinstance(x, Tensor) else x
+        if getattr(self, "_device", "cpu") != "cpu":  # (set by ``to``: one look on the CPU)
+            data = self._on_my_device(data)
+        if not isinstance(x, Tensor) or data is not x.data:
+            x = Tensor(data)
+        return self.forward(x)
+
+    @property
+    def device(self) -> str:
+        """Where the parameters live: ``"cpu"`` or ``"cuda:N"``."""
+        return backend.device_of(self.parameters()[0].data)
+
+    def to(self, device: str) -> Module:
+        """Move every parameter to ``device`` (``"cpu"``: NumPy, ``"cuda"``: CuPy on the GPU),
+        in place (same Parameter objects, new arrays); returns self. Gradients are dropped.
+        Build the optimizer after moving, or move it too (``Optimizer.to``). Raises
+        DeviceError (backend) when CuPy or a GPU is missing."""
+        for p in self.parameters():
+            p.data, p.grad = backend.to_device(p.data, device), None
+            p.mark_modified(f"{type(self).__name__}.to({device!r})")
+        self._device = self.device
+        return self
+
+    def _on_my_device(self, x: Any) -> Any:
+        """x in the parameters' array module (NumPy rows, for example, to a model on a GPU)."""
+        if backend.is_numpy(x) == backend.is_numpy(self.parameters()[0].data):
+            return x
+        return backend.to_device(x, self.device) if backend.is_numpy(x) else backend.to_numpy(x)
 
     def forward(self, x: Tensor) -> Tensor:
         """The output for a batch x (N, D) (each model's docstring gives the shapes)."""
@@ -59,8 +89,9 @@ class Module:
             p.grad = None
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's values, by name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A copy of every parameter's values, by name, as NumPy arrays whatever the device (a
+        model file is the same safetensors from the CPU or the GPU)."""
+        return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Set every parameter from ``state``: names and shapes must match exactly; values are
@@ -75,12 +106,14 @@ class Module:
                 f"unexpected {unexpected or 'nothing'}"
             )
         for name, p in params.items():  # every shape first: a mismatch changes nothing
-            value = np.asarray(state[name])
+            value = backend.to_numpy(state[name])
             if value.shape != p.shape:
                 raise ShapeError(f"parameter {name}: expected shape {p.shape}, got {value.shape}")
         by = f"{type(self).__name__}.load_state_dict()"
         for name, p in params.items():
-            p.data[...] = state[name]  # in place: optimizers hold references to these arrays
+            p.data[...] = backend.like(
+                state[name], p.data
+            )  # in place: optimizers hold these arrays
             p.mark_modified(by)
 
     @property
@@ -93,17 +126,23 @@ class Module:
         return np.argmax(self.scores(X, batch_size), axis=1)
 
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Class scores (N, K) for the rows of X (N, D), in batches, without building a graph."""
-        X = np.asarray(X)
+        """Class scores (N, K) for the rows of X (N, D), in batches, without building a graph.
+
+        X: NumPy rows, or rows on the model's device; a model on a GPU computes there, batch by
+        batch, and the scores come back as a NumPy array either way."""
+        X = X if backend.is_array(X) and not backend.is_numpy(X) else np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.input_size:
             raise ShapeError(
                 f"the model takes rows of {self.input_size} features, got data of shape {X.shape}"
             )
         dtype = self.parameters()[0].dtype
+        xp, n = backend.namespace(X), X.shape[0]
         with T.no_grad():
             parts = [
-                self(Tensor(X[i : i + batch_size].astype(dtype, copy=False))).data
-                for i in range(0, len(X), batch_size)
+                backend.to_numpy(
+                    self(xp.astype(X[i : min(i + batch_size, n), ...], dtype, copy=False)).data
+                )
+                for i in range(0, n, batch_size)
             ]
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes), dtype)
 

@@ -18,9 +18,10 @@ moments, because the penalty is part of the loss (decoupled decay, AdamW, would 
 objective). A decayed parameter with no gradient of the data loss still decays, as it would
 through the penalty's gates.
 
-The updates are spelled with operators and in-place operators that any array module has; the one
-NumPy-only trick, writing a scaled gradient into a scratch array allocated once per parameter, is
-``_scaled`` at the end (benchmarks/README.md has the A/B that chose it).
+The updates are spelled with operators and in-place operators that any array module has (NumPy,
+CuPy, array_api_strict: the state lives beside each parameter, ``to`` moves it); the one NumPy-only
+trick, writing a scaled gradient into a scratch array allocated once per parameter, is in
+``inplace`` (benchmarks/README.md has the A/B that chose it).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from chainrule.engine.backend import is_numpy, like, namespace, to_device, to_numpy
 from chainrule.engine.errors import ConfigError
 from chainrule.engine.tensor import Tensor
+from chainrule.nn import inplace, settings
 from chainrule.nn.parameter import decays
 from chainrule.nn.schedules import Constant, CosineDecay, Schedule, StepDecay
 
@@ -53,25 +56,6 @@ __all__ = [
 Array = np.ndarray
 
 
-def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _fraction(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float, np.floating)) and 0 <= value < 1):
-        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _decay_rate(value: float) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value >= 0):
-        raise ConfigError(f"weight_decay must be a number >= 0, got {value!r}")
-    return float(value)
-
-
 class Optimizer:
     """Base: the parameters, the learning rate, weight decay and per-parameter state.
 
@@ -90,18 +74,32 @@ class Optimizer:
         if not self.params:
             raise ConfigError("the optimizer got no parameters")
         for i, p in enumerate(self.params):
-            if p.dtype == np.float16:
+            if is_numpy(p.data) and p.dtype == np.float16:
                 raise ConfigError(
                     f"{type(self).__name__}: parameter {i} ({p.name or f'shape {p.shape}'}) is "
                     "float16, which cannot be trained here (updates below 1/2048 of a weight "
                     "are lost): train in float32 and cast the trained weights"
                 )
-        self.learning_rate = _positive("learning rate", learning_rate)
-        self.weight_decay = _decay_rate(weight_decay)
+        self.learning_rate = settings.positive("learning rate", learning_rate)
+        self.weight_decay = settings.decay_rate(weight_decay)
         self.decayed = [decays(p) for p in self.params]
         self.steps = 0
-        # One scratch array per parameter, reused every step (see _scaled).
-        self.scratch = [np.empty_like(p.data) for p in self.params]
+        # On a GPU, a 0-d array counting the steps there: a captured CUDA graph replays the
+        # step (see training.captured), and Adam's bias corrections must see the count grow.
+        self.device_steps: Array | None = None
+        # One scratch array per parameter, reused every step (see inplace.scaled).
+        self.scratch = [namespace(p.data).empty_like(p.data) for p in self.params]
+
+    buffers = ("scratch",)  # the per-parameter array lists, moved by ``to``
+
+    def to(self, device: str) -> Optimizer:
+        """Move the optimizer's state to ``device`` (as ``Module.to`` moves the parameters);
+        returns self. Raises DeviceError as ``backend.to_device``."""
+        for name in self.buffers:
+            setattr(self, name, [to_device(a, device) for a in getattr(self, name)])
+        if device == "cpu":
+            self.device_steps = None
+        return self
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
@@ -124,11 +122,13 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient, or weight decay, in place."""
         self.steps += 1
+        if self.device_steps is not None:  # (before the updates: Adam's t counts this step)
+            self.device_steps += 1
         by = f"{type(self).__name__}.step()"
         for i, p in enumerate(self.params):
             g, decay = p.grad, self.decay(i)
             if g is None and decay:  # unused by the loss, but the L2 term still pulls it to 0
-                g = np.zeros_like(p.data)
+                g = namespace(p.data).zeros_like(p.data)
             if g is not None:
                 self.update(i, p.data, g, decay)
                 p.mark_modified(by)  # a graph recorded before this step can no longer backward
@@ -139,11 +139,12 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Array]:
-        """The optimizer's state as named arrays (to checkpoint, and resume bit for bit)."""
+        """The optimizer's state as named NumPy arrays, whatever the device (to checkpoint, and
+        resume bit for bit)."""
         state = {"steps": np.array(self.steps), "learning_rate": np.array(self.learning_rate)}
         for key, arrays in self._buffers().items():
             for i, a in enumerate(arrays):
-                state[f"{key}.{i}"] = a
+                state[f"{key}.{i}"] = to_numpy(a).copy()
         return state
 
     def load_state_dict(self, state: dict[str, Array]) -> None:
@@ -154,7 +155,7 @@ class Optimizer:
         self.learning_rate = float(np.asarray(state["learning_rate"]).reshape(-1)[0])
         for key, arrays in self._buffers().items():
             for i, a in enumerate(arrays):
-                a[...] = state[f"{key}.{i}"]
+                a[...] = like(state[f"{key}.{i}"], a)
 
     def _buffers(self) -> dict[str, list[Array]]:
         return {}
@@ -162,8 +163,8 @@ class Optimizer:
     def _lr_gradient(self, i: int, w: Array, dw: Array, decay: float, scale: float) -> Array:
         """scale * (dw + decay * w), in parameter i's scratch array."""
         if not decay:
-            return _scaled(scale, dw, self.scratch[i])
-        s = _scaled(decay, w, self.scratch[i])
+            return inplace.scaled(scale, dw, self.scratch[i])
+        s = inplace.scaled(decay, w, self.scratch[i])
         s += dw
         s *= scale
         return s
@@ -194,9 +195,11 @@ class Momentum(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, learning_rate, weight_decay)
-        self.momentum = _fraction("momentum", momentum)
+        self.momentum = settings.fraction("momentum", momentum)
         self.nesterov = nesterov
-        self.velocity = [np.zeros_like(p.data) for p in self.params]
+        self.velocity = [namespace(p.data).zeros_like(p.data) for p in self.params]
+
+    buffers = ("scratch", "velocity")
 
     def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
         """One step of parameter i (see ``Optimizer.update``)."""
@@ -208,7 +211,7 @@ class Momentum(Optimizer):
             w += v
             return
         w -= step
-        w += _scaled(mu, v, step)  # (the scratch is free again)
+        w += inplace.scaled(mu, v, step)  # (the scratch is free again)
 
     def _buffers(self) -> dict[str, list[Array]]:
         return {"velocity": self.velocity}
@@ -232,34 +235,47 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, learning_rate, weight_decay)
-        self.beta1, self.beta2 = _fraction("beta1", beta1), _fraction("beta2", beta2)
-        self.eps = _positive("eps", eps)
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
-        self.total = [np.empty_like(p.data) for p in self.params]  # g = dw + λ·w, where λ > 0
+        self.beta1, self.beta2 = (
+            settings.fraction("beta1", beta1),
+            settings.fraction("beta2", beta2),
+        )
+        self.eps = settings.positive("eps", eps)
+        self.m = [namespace(p.data).zeros_like(p.data) for p in self.params]
+        self.v = [namespace(p.data).zeros_like(p.data) for p in self.params]
+        self.total = [
+            namespace(p.data).empty_like(p.data) for p in self.params
+        ]  # g = dw + λ·w, where λ > 0
+
+    buffers = ("scratch", "m", "v", "total")
 
     def update(self, i: int, w: Array, dw: Array, decay: float) -> None:
         """One step of parameter i (see ``Optimizer.update``)."""
-        m, v, b1, b2, t = self.m[i], self.v[i], self.beta1, self.beta2, self.steps
+        m, v, b1, b2 = self.m[i], self.v[i], self.beta1, self.beta2
         g = self._lr_gradient(i, w, dw, decay, 1.0) if decay else dw
         tmp = self.total[i] if decay else self.scratch[i]  # the buffer g does not hold
         m *= b1
-        m += _scaled(1 - b1, g, tmp)
+        m += inplace.scaled(1 - b1, g, tmp)
         v *= b2
-        tmp = _scaled(g, g, tmp)
+        tmp = inplace.scaled(g, g, tmp)
         tmp *= 1 - b2
         v += tmp
-        # Both bias corrections folded into the step size and eps: the same maths, two passes
-        # fewer.
-        step = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
-        eps = self.eps * math.sqrt(1 - b2**t)
-        tmp = _sqrt(v, tmp)
+        step, eps = self._corrected()
+        tmp = inplace.sqrt(v, tmp)
         tmp += eps
-        tmp = _divided(m, tmp)
-        w -= _scaled(step, tmp, tmp)
+        tmp = inplace.divided(m, tmp)
+        w -= inplace.scaled(step, tmp, tmp)
 
     def _buffers(self) -> dict[str, list[Array]]:
         return {"m": self.m, "v": self.v}
+
+    def _corrected(self) -> tuple[float | Array, float | Array]:
+        """The step size and eps with both bias corrections folded in (the same maths, two
+        passes fewer): Python numbers, or 0-d arrays computed on the GPU from ``device_steps``
+        (in a captured step the count is a value on the device, not in Python)."""
+        t = self.steps if self.device_steps is None else self.device_steps
+        sqrt = math.sqrt if self.device_steps is None else namespace(t).sqrt
+        c2 = sqrt(1 - self.beta2**t)
+        return self.learning_rate * c2 / (1 - self.beta1**t), self.eps * c2
 
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -281,24 +297,3 @@ def optimizer_from_name(
     if name == "adam":
         return Adam(params, learning_rate, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
-
-
-# --- The NumPy-only trick of the optimizers ------------------------------------------------------
-# An update writes a scaled gradient into scratch arrays allocated once per parameter, instead of
-# a new array every step. Any other array module takes the plain spelling: the same values.
-
-
-def _scaled(a: float | Array, x: Array, out: Array) -> Array:
-    """a * x (x: any shape; a: a number or an array of x's shape), written into ``out`` (x's
-    shape and dtype) for NumPy arrays."""
-    return np.multiply(x, a, out=out) if type(x) is np.ndarray else a * x
-
-
-def _sqrt(x: Array, out: Array) -> Array:
-    """sqrt(x) elementwise, written into ``out`` for NumPy arrays."""
-    return np.sqrt(x, out=out) if type(x) is np.ndarray else x**0.5
-
-
-def _divided(a: Array, b: Array) -> Array:
-    """a / b elementwise, written into ``b`` for NumPy arrays."""
-    return np.divide(a, b, out=b) if type(b) is np.ndarray else a / b

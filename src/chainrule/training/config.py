@@ -84,6 +84,9 @@ def _hidden(v: Any) -> bool:
     return isinstance(v, list | tuple) and len(v) > 0 and all(_integer(h, 1) for h in v)
 
 
+# (kind, index) pairs --device takes: cpu, cuda, cuda:0 ... cuda:15
+_DEVICES = {("cpu", ""), ("cuda", "")} | {("cuda", str(i)) for i in range(16)}
+
 # One table for every setting (as scikit-learn's _parameter_constraints): TrainConfig checks its
 # values against it, whether they come from the command line, the library or a config.json; the
 # command line takes its choices from it, and fit checks its numeric arguments with its rules.
@@ -112,9 +115,10 @@ SETTINGS: dict[str, Setting] = {
     "max_test": Setting("a positive integer", lambda v: _integer(v, 1), optional=True),
     "augment": _one_of(AUGMENTATIONS),
     "patience": Setting("a positive integer (epochs)", lambda v: _integer(v, 1), optional=True),
+    "device": Setting("cpu, cuda or cuda:N", lambda v: str(v).partition(":")[::2] in _DEVICES),
 }
 # Settings added after the first runs were saved: a config.json without them means this default.
-ADDED_LATER = {"augment": "none", "patience": None}
+ADDED_LATER = {"augment": "none", "patience": None, "device": "cpu"}
 
 
 def check_setting(
@@ -196,6 +200,7 @@ class TrainConfig:
     max_test: int | None = None
     augment: str = "none"  # or "flip"
     patience: int | None = None  # stop after this many epochs without a better validation
+    device: str = "cpu"  # or "cuda" (CuPy on the GPU; issue 24)
 
     def __post_init__(self) -> None:
         for name in SETTINGS:

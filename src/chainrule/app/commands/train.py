@@ -109,6 +109,11 @@ def _add_training_options(p: argparse.ArgumentParser, defaults: Any) -> None:
         help="stop early once validation accuracy has not improved for N epochs (default: "
         "train every epoch)",
     )
+    p.add_argument(  # issue 24
+        "--device",
+        default=defaults.device,
+        help="cpu (NumPy, the default) or cuda (CuPy on the GPU: pip install 'chainrule[gpu]')",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
