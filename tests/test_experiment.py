@@ -189,6 +189,24 @@ def test_every_python_block_of_the_readme_runs_as_written():
         assert done.returncode == 0, f"{code}\n{done.stderr}"
 
 
+def test_the_readme_gpu_block_runs_as_written_on_a_gpu():
+    """The block fenced ```python gpu needs CuPy and a GPU: run where both are present."""
+    from chainrule.engine.backend import cupy_module
+    from chainrule.engine.errors import ChainruleError
+
+    blocks = re.findall(r"```python gpu\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) == 1
+    try:
+        cupy_module("cuda")
+    except ChainruleError as err:
+        pytest.skip(str(err))
+    done = subprocess.run(
+        [sys.executable, "-c", blocks[0]], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert 0.3 < float(done.stdout.strip().splitlines()[-1]) <= 1.0
+
+
 def test_main_returns_exit_codes(capsys):
     assert main(["circuit", "x*y", "x=2", "y=3", "--json"]) == 0
     assert main(["circuit", "x*y", "x=2"]) == 2
