@@ -9,6 +9,14 @@ then ``check_accuracy``; all three in ``training.epoch``), ``fit`` (here: the ep
 the best). Everything else a run does
 (checkpoints, stopping on a signal, progress, warnings, metrics files) is a hook
 (``training.hooks``) that ``fit`` calls at fixed points.
+
+``fit(hooks=[...])`` takes them as they are. Its older keywords stand for hooks, added before
+the given ones: ``checkpoint=`` a ``Checkpoint``, ``log=`` a ``HealthLog`` (a warning line the
+first time a diagnostic leaves its healthy range), ``on_epoch=`` an ``EpochCallback`` (what it
+raises propagates, after the epoch's checkpoint), ``progress=True`` a ``Progress``. Without
+``hooks``, fit also stops on SIGINT/SIGTERM after the current step (``StopOnSignal``:
+TrainingInterrupted, with a checkpoint when it has a place for one), and progress is on unless
+``progress=False``.
 """
 
 from __future__ import annotations
@@ -109,60 +117,32 @@ def fit(
 ) -> History:
     """Train ``model`` on ``data`` by mini-batch gradient descent; keep the best-validation weights.
 
-    data: X_train (N, D) float of the model's dtype, y_train (N,) ints, X_val, y_val likewise.
+    data: X_train (N, D) of the model's float dtype, y_train (N,) ints; X_val, y_val likewise.
     loss: ``softmax_loss`` or ``svm_loss`` (scores (B, K), labels (B,) -> 0-d Tensor).
-    optimizer: default SGD with learning rate 1e-2. reg: L2 strength on the weights (not biases):
-    the optimizer's weight_decay is set to 2 * reg for the run, and each reported loss adds
-    reg * sum(W**2) (``losses.l2_penalty``'s term). rng: shuffles the epochs. schedule: the
-    learning rate per epoch as a factor of the base rate. augment: makes each training batch
-    anew (e.g. ``augment.HorizontalFlip``), from a generator seeded by the epoch's draw and the
-    step, so a resumed run sees the same batches. train_eval_size: train accuracy is scored
-    each epoch on this many training rows (a fixed sample). patience: stop once validation
-    accuracy has not improved for this many epochs (Keras's EarlyStopping;
-    ``History.stopped_early``); None runs every epoch.
-    hooks: what the run does besides training (``training.hooks``: checkpoints, signals,
-    progress, metrics files). The older keywords add hooks of their own: ``checkpoint`` a
-    ``Checkpoint`` (after every epoch and on SIGINT/SIGTERM; with ``resume=True`` training
-    continues from that file, or else from the first Checkpoint hook's, bit for bit as if never
-    stopped), ``on_epoch`` an ``EpochCallback``, ``log`` a ``HealthLog`` (a warning line the
-    first time a diagnostic leaves its healthy range), ``progress`` a ``Progress`` (a bar per
-    epoch on a terminal, else a line). Without ``hooks``, SIGINT/SIGTERM stop training after
-    the current step (``StopOnSignal``: TrainingInterrupted) and progress defaults to on.
-    NumPy's floating-point warnings are silenced while training: a loss that overflows stops
-    training with a DivergenceError that says where, why, and what was saved. ConfigError and
-    DataError/ShapeError name a bad setting or bad data before anything is trained.
-    Returns the History. The model ends with the parameters of the best validation epoch.
+    optimizer: default SGD, learning rate 1e-2. reg: L2 strength on weights, not biases: the
+    optimizer's weight_decay is 2 * reg for the run; the reported loss adds reg * sum(W**2).
+    rng: shuffles the epochs. schedule: per-epoch factor of the learning rate. augment: remakes
+    each batch from a generator seeded by the epoch's draw and the step (a resume sees the same).
+    train_eval_size: training rows scored each epoch (a fixed sample). patience: stop after this
+    many epochs without a better validation accuracy (``History.stopped_early``); None: never.
+    hooks: checkpoints, signals, progress, files (``training.hooks``). The older keywords add
+    hooks (see the module docstring): checkpoint (also the file ``resume=True`` continues from,
+    bit for bit; else the first Checkpoint hook's), on_epoch, log, progress.
+    Raises ConfigError, DataError, ShapeError (bad settings or data, before training),
+    DivergenceError (a non-finite loss: where, why, what was saved), TrainingInterrupted.
+    Returns the History; the model ends with the parameters of the best validation epoch.
     """
     optimizer = optimizer if optimizer is not None else SGD(model.parameters(), 1e-2)
     _check_arguments(model, data, optimizer, epochs, batch_size, reg, patience)
     hook_list = _hook_list(hooks, checkpoint, progress, log, on_epoch)
     saved_to = Path(checkpoint) if checkpoint is not None else hooks_.checkpoint_path(hook_list)
     rng = rng if rng is not None else np.random.default_rng(0)
-    base_lr, n = optimizer.learning_rate, len(data.X_train)
-    sample = np.sort(np.random.default_rng(12345).permutation(n)[:train_eval_size])
-    state = TrainState(history=History(), best=model.state_dict())
-    if resume:
-        if saved_to is None or not saved_to.exists():
-            raise ConfigError(f"nothing to resume: no checkpoint at {saved_to}")
-        state = load_checkpoint(saved_to, model, optimizer, rng, base_lr)
-    run = Run(
-        model=model,
-        data=data,
-        loss=loss,
-        optimizer=optimizer,
-        rng=rng,
-        schedule=schedule if schedule is not None else Constant(),
-        epochs=epochs,
-        batch_size=batch_size,
-        reg=reg,
-        augment=augment,
-        patience=patience,
-        sample=sample,
-        base_learning_rate=base_lr,
-        state=state,
-        hooks=hook_list,
-        checkpoint=saved_to,
-    )
+    sample = np.random.default_rng(12345).permutation(len(data.X_train))[:train_eval_size]
+    state = _start(model, optimizer, rng, saved_to, resume)
+    schedule = schedule if schedule is not None else Constant()
+    run = Run(model, data, loss, optimizer, rng, schedule, epochs, batch_size, reg, augment)
+    run.patience, run.sample, run.state, run.hooks = patience, np.sort(sample), state, hook_list
+    run.base_learning_rate, run.checkpoint = optimizer.learning_rate, saved_to
     own_decay = optimizer.weight_decay
     optimizer.weight_decay = own_decay or 2 * reg
     try:
@@ -171,6 +151,22 @@ def fit(
         optimizer.weight_decay = own_decay
     model.load_state_dict(run.state.best)
     return run.state.history
+
+
+def _start(
+    model: Module,
+    optimizer: Optimizer,
+    rng: np.random.Generator,
+    saved_to: Path | None,
+    resume: bool,
+) -> TrainState:
+    """A fresh state, or with ``resume`` the one in the checkpoint (loaded into the model,
+    optimizer and rng). Raises ConfigError when there is nothing to resume from."""
+    if not resume:
+        return TrainState(history=History(), best=model.state_dict())
+    if saved_to is None or not saved_to.exists():
+        raise ConfigError(f"nothing to resume: no checkpoint at {saved_to}")
+    return load_checkpoint(saved_to, model, optimizer, rng, optimizer.learning_rate)
 
 
 def _check_arguments(

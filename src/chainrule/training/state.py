@@ -87,11 +87,11 @@ class Run:
     batch_size: int
     reg: float
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None
-    patience: int | None
-    sample: np.ndarray
-    base_learning_rate: float
-    state: TrainState
-    hooks: list[Hook]
+    patience: int | None = None
+    sample: np.ndarray = field(default_factory=lambda: np.arange(0))
+    base_learning_rate: float = 1.0
+    state: TrainState = field(default_factory=lambda: TrainState(History(), {}))
+    hooks: list[Hook] = field(default_factory=list)
     checkpoint: Path | None = None
     stop_signal: int | None = None
 
