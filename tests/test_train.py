@@ -475,15 +475,8 @@ def test_one_route_for_l2_the_penalty_gates_and_the_optimizers_weight_decay_agre
     # One SGD step by fit (one batch of all 40 rows) against one step on the gated loss.
     data = SimpleNamespace(X_train=X, y_train=y, X_val=X[:10], y_val=y[:10])
     by_fit = net()
-    history = fit(
-        by_fit,
-        data,
-        optimizer=optim.SGD(by_fit.parameters(), 0.1),
-        epochs=1,
-        batch_size=40,
-        reg=reg,
-        progress=False,
-    )
+    one_step = {"epochs": 1, "batch_size": 40, "reg": reg, "progress": False}
+    history = fit(by_fit, data, optimizer=optim.SGD(by_fit.parameters(), 0.1), **one_step)
     optim.SGD(gated.parameters(), 0.1).step()
     for (name, a), b in zip(by_fit.named_parameters(), gated.parameters()):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-13, atol=1e-15, err_msg=name)

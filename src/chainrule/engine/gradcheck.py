@@ -104,10 +104,12 @@ class GradcheckReport:
 
     @property
     def ok(self) -> bool:
+        """Whether every input passed."""
         return all(check.ok for check in self.inputs)
 
     @property
     def max_rel_error(self) -> float:
+        """The largest relative error over all inputs (0 with none checked)."""
         return max((check.max_rel_error for check in self.inputs), default=0.0)
 
     def table(self) -> str:

@@ -62,7 +62,7 @@ def train_epoch(run: Run, epoch: int) -> EpochRecord:
         state.rng_at_epoch_start = rng.bit_generator.state
         state.loss_sum = 0.0
         state.epoch_seconds = 0.0
-    else:
+    else:  # resumed mid-epoch: draw this epoch's order again from the state it began with
         rng.bit_generator.state = state.rng_at_epoch_start
     order = rng.permutation(len(run.data.X_train))
     epoch_key = int(rng.integers(2**63))

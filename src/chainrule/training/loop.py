@@ -230,6 +230,7 @@ def _train_hooked(run: Run) -> None:
         for hook in run.hooks:
             hook.on_train_begin(run)
             began.append(hook)
+        # Overflow is caught as a non-finite loss, not printed by NumPy on the way there.
         with np.errstate(all="ignore"):
             _train_epochs(run)
     except BaseException as error:
