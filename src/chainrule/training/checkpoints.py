@@ -2,7 +2,7 @@
 
 ``save_model`` writes one atomically (``data.files``); ``load_model`` reads it back into a model
 built by ``nn.build_model``, refusing a file whose tensors and metadata disagree. ``MODEL_FILE``
-and ``CHECKPOINT_FILE`` are their names in a run folder (the checkpoint is ``loop.fit``'s).
+and ``CHECKPOINT_FILE`` are their names in a run folder (the checkpoint is ``state``'s).
 """
 
 from __future__ import annotations

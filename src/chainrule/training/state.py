@@ -75,6 +75,7 @@ class Run:
     ends the run after the current step, as ``StopOnSignal`` does on SIGINT/SIGTERM.
     sample: the sorted training rows whose accuracy is scored each epoch.
     checkpoint: the file a ``Checkpoint`` hook writes (and ``resume`` reads), or None.
+    ``fit`` sets every field; the defaults only spare a Run made by hand the ones it ignores.
     """
 
     model: Module
