@@ -449,3 +449,36 @@ def test_a_divergence_from_the_l2_step_blames_reg(recwarn):
             progress=False,
         )
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_one_route_for_l2_the_penalty_gates_and_the_optimizers_weight_decay_agree():
+    # fit(reg) sets weight_decay = 2 * reg; losses.l2_penalty is the same term as gates. Both
+    # the gradient and one SGD step must agree, in float64, weights decayed and biases not.
+    rng = np.random.default_rng(11)
+    X, y, reg = rng.standard_normal((40, 6)), rng.integers(0, 3, 40), 0.05
+
+    def net():
+        return nn.TwoLayerNet(6, 7, 3, np.random.default_rng(2), dtype=np.float64)
+
+    gated, decayed = net(), net()
+    total = softmax_loss(gated(Tensor(X)), y) + l2_penalty(gated.weights(), reg)
+    total.backward()
+    opt = optim.SGD(decayed.parameters(), 0.1, weight_decay=2 * reg)
+    softmax_loss(decayed(Tensor(X)), y).backward()
+    applied = opt.gradients()  # what the update follows: data gradient + weight_decay * W
+    for (name, p), g, q in zip(gated.named_parameters(), applied, decayed.parameters()):
+        np.testing.assert_allclose(g, p.grad, rtol=1e-13, atol=1e-15, err_msg=name)
+        expected = q.grad + 2 * reg * q.data if name.startswith("W") else q.grad
+        np.testing.assert_array_equal(g, expected)
+    assert [name for name, _ in gated.named_parameters()] == ["W1", "b1", "W2", "b2"]
+
+    # One SGD step by fit (one batch of all 40 rows) against one step on the gated loss.
+    data = SimpleNamespace(X_train=X, y_train=y, X_val=X[:10], y_val=y[:10])
+    by_fit = net()
+    one_step = {"epochs": 1, "batch_size": 40, "reg": reg, "progress": False}
+    history = fit(by_fit, data, optimizer=optim.SGD(by_fit.parameters(), 0.1), **one_step)
+    optim.SGD(gated.parameters(), 0.1).step()
+    for (name, a), b in zip(by_fit.named_parameters(), gated.parameters()):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-13, atol=1e-15, err_msg=name)
+    assert history.loss[0] == pytest.approx(total.item(), rel=1e-13)
+    assert history.loss[0] > softmax_loss(net()(Tensor(X)), y).item() + 1e-3  # the penalty counts

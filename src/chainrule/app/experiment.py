@@ -15,189 +15,64 @@ objects, trains, and writes the run folder:
 Everything that can be checked is checked before the folder is made: the settings, the data, the
 sizes of the splits, whether the model fits in memory. A run that fails before its first epoch
 has finished removes what it wrote (and the folder, if it made it).
+
+In pieces: ``app.prepare`` (settings to data, model and optimizer, checked), ``app.training_run``
+(``fit`` with the run folder's hooks, then the model, figures and summary), ``app.evaluation``
+(a saved run scored again); their public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import json
-import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from chainrule import data as datasets
-from chainrule import nn
 from chainrule.app import runfolders
-from chainrule.app.runfolders import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
-from chainrule.data import files
-from chainrule.engine.errors import ConfigError, DataError, DataNotFoundError, OutOfMemoryError
-from chainrule.nn import optim
-from chainrule.nn.losses import LOSSES
-from chainrule.training import checkpoints
-from chainrule.training import diagnostics as diag
-from chainrule.training.augment import HorizontalFlip
-from chainrule.training.config import LINEAR_MODELS, SETTINGS, TrainConfig
-from chainrule.training.loop import (
-    EpochRecord,
-    History,
-    TrainingInterrupted,
-    checkpoint_history,
-    fit,
-    write_metrics_row,
+from chainrule.app.evaluation import evaluate_run
+from chainrule.app.prepare import (
+    Prepared,
+    available_memory,
+    check_memory,
+    check_splits,
+    load_data,
+    make_augment,
+    prepare,
+    read_config,
+    smallest_pool,
 )
+from chainrule.app.runfolders import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from chainrule.app.training_run import save_figures, save_model, train_into
+from chainrule.data import files
+from chainrule.engine.errors import ConfigError, DataNotFoundError
+from chainrule.nn import optim
+from chainrule.training import checkpoints
+from chainrule.training.config import SETTINGS, TrainConfig
+from chainrule.training.history import History
+from chainrule.training.hooks import TrainingInterrupted
+from chainrule.training.state import checkpoint_history
 
-
-def read_config(run_dir: str | Path) -> TrainConfig:
-    """The TrainConfig saved in a run folder. Raises DataNotFoundError when there is none and
-    DataError when config.json is not valid JSON or not a valid config."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise DataNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
-    try:
-        obj = json.loads(path.read_bytes())
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        raise DataError(f"{path} is not valid JSON ({e})") from None
-    return TrainConfig.from_json(obj, str(path))
-
-
-# --- from a config to the objects that train ------------------------------------------------
-
-
-def load_data(config: TrainConfig, log: Any = None, progress: bool = False) -> datasets.Dataset:
-    """The dataset a config names, split and preprocessed as it says.
-
-    log, progress: as ``data.load`` takes them (lines and a bar for a long first decoding).
-    """
-    return datasets.load(
-        config.dataset,
-        config.data_dir,
-        root=config.root,
-        val_size=config.val_size,
-        seed=config.seed,
-        standardize=config.standardize,
-        max_train=config.max_train,
-        max_test=config.max_test,
-        log=log,
-        progress=progress,
-    )
-
-
-def make_augment(config: TrainConfig, data: datasets.Dataset) -> HorizontalFlip | None:
-    """The batch augmentation a config names (None for "none")."""
-    if config.augment == "flip":
-        p = data.preprocessing
-        return HorizontalFlip(data.image_shape, p.mean, p.std)
-    return None
-
-
-def check_splits(config: TrainConfig, data: datasets.Dataset) -> None:
-    """Refuse splits training cannot use, saying why and what would work (ConfigError): it needs
-    one validation image or more (it keeps the best validation epoch's weights) and a batch."""
-    n_val, n_train = len(data.y_val), len(data.y_train)
-    if n_val and config.batch_size <= n_train:
-        return
-    if n_val == 0:
-        why = (
-            "leaves no validation image, and training keeps the weights of the best "
-            "validation epoch"
-        )
-    else:
-        why = f"leaves {n_train} training images, fewer than --batch-size {config.batch_size}"
-    if config.max_train is not None:
-        need = smallest_pool(config.val_size, config.batch_size)
-        raise ConfigError(
-            f"--max-train {config.max_train} with --val-size {config.val_size} {why}: use "
-            f"--max-train {need} or more"
-            + (f", or --batch-size {n_train} or less" if n_val and n_train else "")
-        )
-    if n_val == 0:
-        raise ConfigError(
-            f"--val-size {config.val_size} of {n_train} images {why}: use --val-size 1 or more"
-        )
-    raise ConfigError(
-        f"batch size {config.batch_size} is larger than the {n_train} training examples "
-        f"({n_val} more are held out for validation): use --batch-size {n_train} or less"
-    )
-
-
-def smallest_pool(val_size: float | int, batch_size: int) -> int:
-    """The fewest images (train + validation) that give one validation image or more and a full
-    training batch, for a validation fraction or count as ``datasets.split_indices`` takes it."""
-    if isinstance(val_size, int):
-        return batch_size + max(val_size, 1)
-    n = max(2, int(batch_size / (1 - val_size)) - 2)
-    while round(val_size * n) < 1 or n - round(val_size * n) < batch_size:
-        n += 1
-    return n
-
-
-def check_memory(config: TrainConfig, input_size: int, num_classes: int) -> None:
-    """Refuse a model whose training would not fit in the memory available now.
-
-    Counts float32 parameters times the copies training keeps: the weights, the optimizer's
-    scratch, the best-validation copy, the checkpoint being written, and the optimizer's own state
-    (velocity; Adam's two moments). A lower bound: activations and the data come on top.
-    Raises OutOfMemoryError (exit status 1 on the command line).
-    """
-    hidden = [] if config.model in LINEAR_MODELS else config.hidden
-    sizes = [input_size, *hidden, num_classes]
-    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-    need = params * 4 * (4 + optim.OPTIMIZER_STATE[config.optimizer])
-    available = available_memory()
-    if available is not None and need > available:
-        raise OutOfMemoryError(
-            f"the model is too large for this machine: {params:,} parameters "
-            f"({' x '.join(map(str, sizes))}) need at least {need / 2**30:,.1f} GiB to train "
-            f"with {config.optimizer}, and {available / 2**30:,.1f} GiB is available; "
-            "use a smaller --hidden"
-        )
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or None."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return None
-
-
-@dataclass
-class _Prepared:
-    """What a run trains with, all made before its folder is."""
-
-    data: datasets.Dataset
-    model: nn.Module
-    optimizer: optim.Optimizer
-    load_seconds: float
-
-
-def _prepare(config: TrainConfig, log: Log | None = None, progress: bool = False) -> _Prepared:
-    start = time.perf_counter()
-    data = load_data(config, log, progress)
-    load_seconds = time.perf_counter() - start
-    check_splits(config, data)
-    check_memory(config, data.num_features, data.num_classes)
-    try:
-        model = nn.build_model(
-            config.model_config(data.num_features, data.num_classes), config.weights_rng()
-        )
-        optimizer = optim.optimizer_from_name(config.optimizer, model.parameters(), config.lr)
-    except MemoryError:
-        raise OutOfMemoryError(
-            f"out of memory building the {config.model} model; use a smaller --hidden"
-        ) from None
-    return _Prepared(data, model, optimizer, load_seconds)
+__all__ = [
+    "Prepared",
+    "TrainingInterrupted",
+    "available_memory",
+    "check_memory",
+    "check_splits",
+    "default_run_dir",
+    "evaluate_run",
+    "load_data",
+    "make_augment",
+    "prepare",
+    "read_config",
+    "resume_run",
+    "save_figures",
+    "save_model",
+    "smallest_pool",
+    "train_run",
+]
 
 
 # --- a run: new, or resumed ------------------------------------------------------------------
@@ -233,7 +108,7 @@ def train_run(
     if out is not None:
         out = _output_folder(out)
         runfolders.check_new_run_folder(out, force)
-    prepared = _prepare(config, log, progress)
+    prepared = prepare(config, log, progress)
     if out is None:
         runfolders.DEFAULT_RUNS_DIR.mkdir(exist_ok=True)
         run_dir, made = runfolders.create_unique_folder(default_run_dir(config)), True
@@ -254,7 +129,7 @@ def train_run(
         ours += [run_dir / CONFIG_FILE, run_dir / METRICS_FILE]
         try:
             files.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_json(), indent=2))
-            return _train(run_dir, config, prepared, None, progress, log)
+            return train_into(run_dir, config, prepared, False, progress, log)
         except BaseException:
             if not (run_dir / checkpoints.CHECKPOINT_FILE).exists():
                 _remove_failed_start(run_dir, made, ours)
@@ -319,10 +194,10 @@ def resume_run(
         if _finished(new, done) and summary is not None:
             log(_finished_line(run_dir, new, done))
             return summary
-        prepared = _prepare(new, log, progress)
+        prepared = prepare(new, log, progress)
         if new != config:
             files.atomic_write_text(run_dir / CONFIG_FILE, json.dumps(new.to_json(), indent=2))
-        return _train(run_dir, new, prepared, done, progress, log)
+        return train_into(run_dir, new, prepared, True, progress, log)
 
 
 def _extended(
@@ -381,216 +256,3 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) else None
-
-
-def _train(
-    run_dir: Path,
-    config: TrainConfig,
-    prepared: _Prepared,
-    done: History | None,
-    progress: bool,
-    log: Log,
-) -> dict[str, Any]:
-    """Train (from the checkpoint when ``done`` is its history), then write the model, figures
-    and summary."""
-    data, model = prepared.data, prepared.model
-    metrics = run_dir / METRICS_FILE
-    checkpoint = run_dir / checkpoints.CHECKPOINT_FILE
-    # The metrics file restarts from what the checkpoint knows: a process killed between
-    # saving a checkpoint and appending its row must neither lose nor repeat an epoch.
-    metrics.unlink(missing_ok=True)
-    for record in done.epochs if done else []:
-        write_metrics_row(metrics, record)
-    best = {"val": done.best_val_accuracy if done else -1.0}
-
-    def on_epoch(record: EpochRecord) -> None:
-        write_metrics_row(metrics, record)
-        if record.val_accuracy > best["val"]:  # fit's rule: the model now holds the new best
-            best["val"] = record.val_accuracy
-            save_model(run_dir, model, data, record.epoch)
-
-    started = datetime.now().isoformat(timespec="seconds")
-    start = time.perf_counter()
-    try:
-        history = fit(
-            model,
-            data,
-            loss=LOSSES[config.loss_name],
-            optimizer=prepared.optimizer,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            reg=config.reg,
-            rng=np.random.default_rng([config.seed, 2]),
-            schedule=config.schedule(),
-            checkpoint=checkpoint,
-            resume=done is not None,
-            progress=progress,
-            on_epoch=on_epoch,
-            log=log,
-            augment=make_augment(config, data),
-            patience=config.patience,
-            device=config.device,
-        )
-    except TrainingInterrupted as e:
-        e.run_dir = run_dir
-        raise
-    train_seconds = time.perf_counter() - start
-    model.to("cpu")  # issue 24: the figures and predictions read NumPy weights
-    save_model(run_dir, model, data, history.best_epoch)
-    with np.errstate(all="ignore"):
-        test_pred = model.predict(data.X_test)
-    test_accuracy = float(np.mean(test_pred == data.y_test))
-    figures = save_figures(run_dir, model, data, history, test_pred, config)
-    warnings = diag.summarize_warnings(history, config.lr)
-    warnings += diag.final_warnings(model, data.X_val[:1000])
-    summary = {
-        "run_dir": str(run_dir),
-        "dataset": data.name,
-        "model": config.model,
-        "loss": config.loss_name,
-        "test_accuracy": test_accuracy,
-        "val_accuracy": history.best_val_accuracy,
-        "train_accuracy": history.epochs[history.best_epoch - 1].train_accuracy,
-        "best_epoch": history.best_epoch,
-        "epochs": len(history),
-        "planned_epochs": config.epochs,
-        "patience": config.patience,
-        "stopped_early": history.stopped_early,
-        "seconds": sum(r.seconds for r in history.epochs),
-        "wall_seconds": train_seconds,
-        "load_seconds": prepared.load_seconds,
-        "n_train": len(data.X_train),
-        "n_val": len(data.X_val),
-        "n_test": len(data.X_test),
-        "figures": [str(p) for p in figures],
-        "warnings": warnings,
-        "started": started,
-        "finished": datetime.now().isoformat(timespec="seconds"),
-    }
-    files.atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
-    return summary
-
-
-def save_model(run_dir: Path, model: nn.Module, data: datasets.Dataset, best_epoch: int) -> None:
-    """Write the model as it is now to ``run_dir/model.safetensors`` (atomically)."""
-    checkpoints.save_model(
-        run_dir / checkpoints.MODEL_FILE,
-        model,
-        data.preprocessing,
-        data.classes,
-        data.image_shape,
-        {"dataset": data.name, "best_epoch": best_epoch},
-    )
-
-
-def save_figures(
-    out: Path,
-    model: nn.Module,
-    data: datasets.Dataset,
-    history: Any,
-    test_pred: np.ndarray,
-    config: TrainConfig,
-) -> list[Path]:
-    """The run's PNGs: curves, learned weights as images, the test confusion matrix."""
-    from chainrule.lessons import plots  # matplotlib imports slowly: only where a figure is drawn
-
-    title = f"{config.model} on {data.name}"
-    paths = [
-        plots.plot_curves(history, out / "curves.png", title),
-        plots.plot_diagnostics(history, out / "diagnostics.png", f"{title}: training health"),
-    ]
-    if isinstance(model, nn.LinearClassifier):
-        paths.append(
-            plots.plot_templates(
-                model.W.data,
-                data.image_shape,
-                data.classes,
-                out / "weights.png",
-                f"{title}: one template per class (rows of W)",
-            )
-        )
-    elif isinstance(model, nn.MLP):
-        paths.append(
-            plots.plot_features(
-                model.W1.data,
-                data.image_shape,
-                out / "weights.png",
-                title=f"{title}: first-layer features (rows of W1)",
-            )
-        )
-    paths.append(
-        plots.plot_confusion(
-            data.y_test, test_pred, data.classes, out / "confusion.png", f"{title}: test confusion"
-        )
-    )
-    return paths
-
-
-# --- reading a run back ----------------------------------------------------------------------
-
-
-def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, Any]:
-    """Score a saved run's model again on its dataset's validation and test splits.
-
-    Returns run_dir, dataset, val_accuracy, test_accuracy, n_test and per_class: for each class
-    (in order) its precision, recall, F1 and support on the test split (scikit-learn's
-    ``precision_recall_fscore_support``; 0 where a class is never predicted).
-    """
-    from sklearn.metrics import precision_recall_fscore_support
-
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    if data_dir is not None:
-        config.data_dir = data_dir
-    if not (run_dir / checkpoints.MODEL_FILE).exists():
-        then = (
-            f"chainrule train --resume {run_dir} continues it"
-            if (run_dir / checkpoints.CHECKPOINT_FILE).exists()
-            else f"start it again with chainrule train --out {run_dir}"
-        )
-        raise DataNotFoundError(f"{run_dir} has no model yet: no epoch has finished ({then})")
-    saved = checkpoints.load_model(run_dir / checkpoints.MODEL_FILE)
-    data = load_data(config)
-    saved_mean = saved.preprocessing.mean
-    if saved_mean.shape != data.preprocessing.mean.shape or not np.array_equal(
-        saved_mean, data.preprocessing.mean
-    ):
-        raise DataError(
-            f"the {config.dataset} data differ from the data {run_dir} was trained on "
-            "(their training means disagree)"
-        )
-    with np.errstate(all="ignore"):
-        val_pred = saved.model.predict(data.X_val)
-        test_pred = saved.model.predict(data.X_test)
-    labels = list(range(len(saved.classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        data.y_test, test_pred, labels=labels, zero_division=0
-    )
-    per_class = [
-        {
-            "class": name,
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(saved.classes)
-    ]
-    return {
-        "run_dir": str(run_dir),
-        "dataset": data.name,
-        "val_accuracy": float(np.mean(val_pred == data.y_val)),
-        "test_accuracy": float(np.mean(test_pred == data.y_test)),
-        "n_test": len(data.y_test),
-        "per_class": per_class,
-    }
-
-
-__all__ = [
-    "TrainingInterrupted",
-    "evaluate_run",
-    "load_data",
-    "read_config",
-    "resume_run",
-    "train_run",
-]

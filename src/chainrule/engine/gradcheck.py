@@ -104,10 +104,12 @@ class GradcheckReport:
 
     @property
     def ok(self) -> bool:
+        """Whether every input passed."""
         return all(check.ok for check in self.inputs)
 
     @property
     def max_rel_error(self) -> float:
+        """The largest relative error over all inputs (0 with none checked)."""
         return max((check.max_rel_error for check in self.inputs), default=0.0)
 
     def table(self) -> str:
@@ -165,24 +167,7 @@ def gradcheck(
     if len(names) != len(arrays):
         raise ValueError(f"gradcheck: {len(names)} names for {len(arrays)} inputs")
 
-    seed = None
-    seconds_analytic = float("inf")
-    for _ in range(3):  # the best of three: one cold call can be an outlier
-        leaves = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        start = time.perf_counter()
-        out = f(*leaves)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"gradcheck: f must return a Tensor, got {type(out).__name__}")
-        if seed is None and out.size == 1:
-            seed = np.ones(out.shape)
-        elif seed is None:
-            seed = rng.standard_normal(out.shape) if dout is None else np.asarray(dout, np.float64)
-        out.backward(seed)
-        seconds_analytic = min(seconds_analytic, time.perf_counter() - start)
-    analytic = [
-        np.zeros(a.shape) if t.grad is None else np.asarray(t.grad) for t, a in zip(leaves, arrays)
-    ]
-
+    analytic, seed, seconds_analytic = _analytic_gradients(f, arrays, rng, dout)
     report = GradcheckReport(tol=tol, seconds_analytic=seconds_analytic)
     start = time.perf_counter()
     for i, (name, x) in enumerate(zip(names, arrays)):
@@ -196,20 +181,59 @@ def gradcheck(
                 args = [Tensor(xi) if j == i else Tensor(arrays[j]) for j in range(len(arrays))]
                 return f(*args).data
 
-        numeric, noise = _centred_differences(
-            evaluate, x, h, None if out.size == 1 else seed, coords
-        )
+        numeric, noise = _centred_differences(evaluate, x, h, seed, coords)
         report.forward_passes += 2 * len(coords)
-        if coords:
-            idx = tuple(np.array(coords).T)
-            a, n = analytic[i][idx], numeric[idx]
-            abs_err = float(np.max(np.abs(a - n)))
-            # A component smaller than the difference's own round-off is compared at that
-            # round-off: (|a| + |n|) is floored at 2 * noise / tol.
-            floor = np.maximum(2 * noise[idx] / tol, 1e-8)
-            rel = float(np.max(np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), floor)))
-        else:
-            abs_err = rel = 0.0
-        report.inputs.append(InputCheck(name, x.shape, len(coords), abs_err, rel, rel < tol))
+        report.inputs.append(_compare(name, x.shape, coords, analytic[i], numeric, noise, tol))
     report.seconds_numerical = time.perf_counter() - start
     return report
+
+
+def _analytic_gradients(
+    f: Callable[..., Tensor],
+    arrays: list[np.ndarray],
+    rng: np.random.Generator,
+    dout: np.ndarray | None,
+) -> tuple[list[np.ndarray], np.ndarray | None, float]:
+    """The gradient of every input by one backward pass (the best time of three calls), and the
+    upstream gradient used: None for a one-element output (then it is 1), else ``dout`` or a
+    random normal array of the output's shape. Raises TypeError when f returns no Tensor."""
+    seed = None
+    seconds = float("inf")
+    for _ in range(3):  # the best of three: one cold call can be an outlier
+        leaves = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        start = time.perf_counter()
+        out = f(*leaves)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: f must return a Tensor, got {type(out).__name__}")
+        if seed is None and out.size == 1:
+            seed = np.ones(out.shape)
+        elif seed is None:
+            seed = rng.standard_normal(out.shape) if dout is None else np.asarray(dout, np.float64)
+        out.backward(seed)
+        seconds = min(seconds, time.perf_counter() - start)
+    analytic = [
+        np.zeros(a.shape) if t.grad is None else np.asarray(t.grad) for t, a in zip(leaves, arrays)
+    ]
+    return analytic, None if out.size == 1 else seed, seconds
+
+
+def _compare(
+    name: str,
+    shape: tuple[int, ...],
+    coords: list[tuple[int, ...]],
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    noise: np.ndarray,
+    tol: float,
+) -> InputCheck:
+    """One input's verdict over the checked coordinates (all three arrays of ``shape``)."""
+    if not coords:
+        return InputCheck(name, shape, 0, 0.0, 0.0, True)
+    idx = tuple(np.array(coords).T)
+    a, n = analytic[idx], numeric[idx]
+    abs_err = float(np.max(np.abs(a - n)))
+    # A component smaller than the difference's own round-off is compared at that
+    # round-off: (|a| + |n|) is floored at 2 * noise / tol.
+    floor = np.maximum(2 * noise[idx] / tol, 1e-8)
+    rel = float(np.max(np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), floor)))
+    return InputCheck(name, shape, len(coords), abs_err, rel, rel < tol)

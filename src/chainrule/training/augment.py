@@ -17,6 +17,9 @@ from chainrule.engine.errors import ConfigError
 class HorizontalFlip:
     """Mirror a random half of each batch left to right.
 
+    image_shape: (H, W) or (H, W, C); mean, std: (D,) with D = H*W*C, the preprocessing's
+    (None: 0 and 1). Raises ConfigError for an image_shape of another rank.
+
     Rows are preprocessed images, x = (raw / scale - mean) / std, flattened in (H, W[, C]) order.
     The mean image is not symmetric, so the flip is done on the raw image and preprocessed again:
     flip(x) * flip(std) / std + (flip(mean) - mean) / std, with both correction terms computed once.

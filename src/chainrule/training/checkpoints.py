@@ -2,7 +2,7 @@
 
 ``save_model`` writes one atomically (``data.files``); ``load_model`` reads it back into a model
 built by ``nn.build_model``, refusing a file whose tensors and metadata disagree. ``MODEL_FILE``
-and ``CHECKPOINT_FILE`` are their names in a run folder (the checkpoint is ``loop.fit``'s).
+and ``CHECKPOINT_FILE`` are their names in a run folder (the checkpoint is ``state``'s).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def save_model(
 
     Tensors: ``param.<name>`` for each parameter, ``preprocessing.*`` for the fitted numbers.
     Metadata: the model config, class names, image shape, and ``extra`` (e.g. the dataset name).
+    Written atomically (``data.files.save_arrays``); raises OSError when it cannot be.
     """
     arrays = {f"param.{k}": v for k, v in model.state_dict().items()}
     arrays.update(preprocessing.to_arrays())
@@ -59,7 +60,12 @@ def save_model(
 
 
 def load_model(path: str | Path) -> SavedModel:
-    """Read a model file; refuse one whose tensors and metadata disagree, naming the mismatch."""
+    """Read a model file; refuse one whose tensors and metadata disagree, naming the mismatch.
+
+    Raises DataNotFoundError/DataError as ``files.load_arrays`` does for a missing or damaged
+    file, and DataError for metadata that is missing or disagrees with the tensors (sizes, class
+    count, image shape) or for non-finite parameters.
+    """
     arrays, meta = load_arrays(path)
     try:
         config, classes = meta["model"], [str(c) for c in meta["classes"]]

@@ -44,6 +44,7 @@ class Setting:
     choices: tuple[str, ...] | None = None  # the names allowed, for a setting that is a name
 
     def accepts(self, value: Any) -> bool:
+        """Whether ``value`` keeps the rule (None only for an optional setting). Never raises."""
         return (value is None and self.optional) or (value is not None and self.check(value))
 
 
@@ -228,6 +229,7 @@ class TrainConfig:
 
     @property
     def loss_name(self) -> str:
+        """The loss this run trains with: the one named, or the model's default."""
         return self.loss or default_loss(self.model)
 
     def model_config(self, input_size: int, num_classes: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 from chainrule.nn import MLP, Module, ReLU, Sigmoid, Tanh
 
 if TYPE_CHECKING:
-    from chainrule.training.loop import History
+    from chainrule.training.history import History
 
 UPDATE_RATIO_RANGE = (1e-5, 1e-1)  # healthy: around 1e-3; warn only when far outside
 DEAD_LIMIT = 0.5
