@@ -130,8 +130,8 @@ def fit(
     hooks: checkpoints, signals, progress, files (``training.hooks``). The older keywords add
     hooks (see the module docstring): checkpoint (also the file ``resume=True`` continues from,
     bit for bit; else the first Checkpoint hook's), on_epoch, log, progress.
-    device: "cpu", "cuda" or "cuda:N" (None: where the model is): the model and optimizer move
-    there; on a GPU all but each epoch's last step replay a captured CUDA graph (``captured``).
+    device: "cpu", "cuda", "cuda:N" (None: the model's): model and optimizer move there; on a
+    GPU all but each epoch's last step replay a captured CUDA graph (``training.captured``).
     Raises ConfigError, DataError, ShapeError (bad settings or data, before training),
     DivergenceError (a non-finite loss: where, why, what was saved), TrainingInterrupted.
     Returns the History; the model ends with the parameters of the best validation epoch.
@@ -147,11 +147,8 @@ def fit(
     run = Run(model, data, loss, optimizer, rng, schedule, epochs, batch_size, reg, augment)
     run.patience, run.sample, run.state, run.hooks = patience, np.sort(sample), state, hook_list
     run.base_learning_rate, run.checkpoint = optimizer.learning_rate, saved_to
-    own_decay = optimizer.weight_decay
-    optimizer.weight_decay = own_decay or 2 * reg
-    run.fast = captured.for_fit(
-        model, loss, optimizer, data, batch_size, reg, device, augment is None
-    )
+    own_decay, optimizer.weight_decay = optimizer.weight_decay, optimizer.weight_decay or 2 * reg
+    run.fast = captured.for_fit(model, loss, optimizer, data, batch_size, reg, device, not augment)
     try:
         _train_hooked(run)
     finally:
