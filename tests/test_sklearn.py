@@ -150,6 +150,8 @@ def test_early_stopping_keeps_the_best_validation_epoch():
     assert len(est.validation_scores_) == len(est.loss_curve_) == est.n_iter_
     assert est.best_validation_score_ == max(est.validation_scores_) == 1.0
     assert not hasattr(est, "best_loss_")
+    est.set_params(early_stopping=False, max_iter=2).fit(X, y)  # a new fit forgets the old one's
+    assert not hasattr(est, "validation_scores_") and est.best_loss_ == min(est.loss_curve_)
 
 
 def test_clone_get_params_and_set_params():

@@ -3,7 +3,9 @@ digits beside scikit-learn's MLPClassifier and LogisticRegression, and a grid se
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +16,24 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from chainrule.sklearn import SoftmaxClassifier, TwoLayerNetClassifier
 
 # The same hidden size, optimizer (Adam), step size, batch size and number of epochs for both
 # nets; few epochs, for the suite's time: both stop at max_iter.
 SAME = {"batch_size": 64, "max_iter": 15, "random_state": 0}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    # as benchmarks/sklearn_compare.py runs them: on a busy machine two BLAS threads that wait on
+    # each other make these small fits many times slower
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +86,24 @@ def test_grid_search_over_hidden_size_and_weight_decay(digits):
     fitted = search.best_estimator_[-1]
     assert fitted.hidden_size == search.best_params_["twolayernetclassifier__hidden_size"]
     assert fitted.coefs_[0].shape == (64, fitted.hidden_size)
+
+
+def test_the_readme_table_is_the_comparison_scripts():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sklearn_compare
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    fake = {
+        name: {"accuracy": [0.5] * 5, "seconds": [1.0], "epochs": [3]}
+        for name in sklearn_compare.MODELS
+    }
+    produced = sklearn_compare.table(fake).splitlines()
+    readme = (ROOT / "README.md").read_text().split("\n## scikit-learn\n", 1)[1]
+    readme = readme.split("\n## ", 1)[0]  # the section only
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    assert rows[0] == produced[0]  # the header
+    assert [r.split(" | ")[0] for r in rows[2:]] == [p.split(" | ")[0] for p in produced[2:]]
+    assert produced[2] == (
+        "| chainrule TwoLayerNetClassifier(hidden_size=100) | 0.5000 ± 0.0000 | 1.00 | 3 |"
+    )

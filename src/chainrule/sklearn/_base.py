@@ -147,7 +147,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         return X, y
 
     def _start(self, n_features: int, classes: np.ndarray) -> None:
-        """New weights for D features and the given labels, a new generator, no history."""
+        """New weights for D features and the given labels (K,), a new generator, no history."""
         if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs rows of at least 2 classes to learn from, got one "
@@ -161,6 +161,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = self._build_model(n_features, len(classes), self._rng)
         self.n_iter_ = 0
         self.loss_curve_: list[float] = []
+        for stale in ("best_loss_", "validation_scores_", "best_validation_score_"):
+            vars(self).pop(stale, None)  # a previous fit's, with other settings
 
     def _codes(self, y: np.ndarray) -> np.ndarray:
         """y's labels as indices into classes_ (N,) int64; ValueError for a label not there."""
