@@ -244,3 +244,19 @@ def test_loss_curve_and_convergence_warning():
     curve = est.loss_curve_
     assert est.n_iter_ < 200
     assert all(loss > min(curve[:-2]) - 1e-2 for loss in curve[-2:])
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_the_docstring_lists_every_parameter(estimator):
+    doc = type(estimator).__doc__
+    listed = [line.split(" : ")[0].strip() for line in doc.splitlines() if " : " in line]
+    assert listed[-len(estimator.get_params()) :] == list(type(estimator)._parameters)
+    assert set(listed) >= set(estimator.get_params())
+
+
+def test_a_diverging_fit_says_why_in_one_line():
+    X, y = blobs()
+    est = SoftmaxClassifier(optimizer="sgd", learning_rate=1e30, random_state=0)
+    with pytest.raises(FloatingPointError, match=r"learning rate .* is likely too high") as caught:
+        est.fit(X * 1e3, y)
+    assert "\n" not in str(caught.value)
