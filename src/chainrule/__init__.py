@@ -26,6 +26,7 @@ _MODULES = {
     "fused": "chainrule.engine.fused",
     "losses": "chainrule.nn.losses",
     "optim": "chainrule.nn.optim",
+    "sklearn": "chainrule.sklearn",
 }
 # The module each other public name is defined in.
 _SOURCES = {
