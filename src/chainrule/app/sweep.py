@@ -224,8 +224,8 @@ def _run_pool(plan: SweepPlan, jobs: int, seen: Callable[[Any], None]) -> list[W
                     child.terminate()  # SIGTERM: the worker marks its trial failed and ends
             pool.shutdown(wait=True)
     results = [f.result() for f in futures]  # raises a worker's error, as one line
-    if noted:
-        results.append(WorkerResult(signum=noted[0]))
+    if noted:  # first: the signal the sweep got, not the SIGTERM it passed on
+        results.insert(0, WorkerResult(signum=noted[0]))
     return results
 
 

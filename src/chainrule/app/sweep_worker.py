@@ -14,6 +14,7 @@ gets SIGTERM from the kernel (Linux), so no orphan trains on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -104,7 +105,8 @@ class _TrialSeeded:
 def open_study(plan: SweepPlan, create: bool = False) -> Any:
     """The plan's Optuna study (maximizing validation accuracy), made when ``create`` and it
     does not exist, with the per-trial seeded TPE sampler and a median pruner (from the sixth
-    trial on, from the second epoch on). Raises what ``sweep_storage.open_storage`` raises."""
+    trial on, from the third epoch on: a slow start is not a bad run). Raises what
+    ``sweep_storage.open_storage`` raises, and KeyError for a missing study unless ``create``."""
     from pathlib import Path
 
     import optuna
@@ -112,17 +114,22 @@ def open_study(plan: SweepPlan, create: bool = False) -> Any:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our lines say what happened
     storage = sweep_storage.open_storage(plan.storage, Path(plan.folder))
     sampler = _TrialSeeded(plan.base.seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if create:
-        return optuna.create_study(
-            study_name=plan.study,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    try:  # loaded first: creating writes to the storage even when the study exists
+        return optuna.load_study(
+            study_name=plan.study, storage=storage, sampler=sampler, pruner=pruner
         )
-    return optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        if not create:
+            raise
+    return optuna.create_study(
+        study_name=plan.study,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,  # another worker may make it first
+    )
 
 
 @contextlib.contextmanager
@@ -156,7 +163,7 @@ def run_worker(plan: SweepPlan, on_trial: Callable[[Any], None] | None = None) -
     parent = os.getppid()
     with _stop_flag() as noted:
         study = open_study(plan)
-        data = _load_checked(plan)
+        data = None  # loaded when a trial is to run: not at all when the study is complete
         while not noted and os.getppid() == parent:
             sweep_storage.fail_dead_trials(study)
             counts = sweep_storage.count_trials(study.get_trials(deepcopy=False))
@@ -165,9 +172,10 @@ def run_worker(plan: SweepPlan, on_trial: Callable[[Any], None] | None = None) -
             if counts.done + counts.running >= plan.trials:
                 _sleep(POLL_SECONDS, noted)  # the last trials run elsewhere: one may still fail
                 continue
+            data = data if data is not None else _load_checked(plan)
             try:
                 study.optimize(
-                    lambda trial: _objective(trial, plan, data),
+                    functools.partial(_objective, plan=plan, data=data),
                     n_trials=1,
                     catch=(_Surplus,),
                     callbacks=[lambda s, t: _finished(t, plan, result, on_trial)],
