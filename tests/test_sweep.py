@@ -42,11 +42,15 @@ def states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+def readme_section() -> str:
+    """The README's "Sweeps" section."""
+    text = (ROOT / "README.md").read_text()
+    return text.split("\n## Sweeps", 1)[1].split("\n## ", 1)[0]
+
+
 def readme_command() -> str:
     """The one-machine command of the README's "Sweeps" section."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Sweeps", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", readme_section(), re.S).group(1)
     return next(line for line in block.splitlines() if "sweep" in line).split("  #")[0].strip()
 
 

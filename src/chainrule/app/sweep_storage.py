@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -100,22 +101,30 @@ def open_storage(storage: str | None, folder: Path) -> Any:
             JournalFileBackend(str(folder / JOURNAL_FILE), lock_obj=lock)
         )
     url = database_url(storage)
-    try:
-        with _quiet_optuna():
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-            )
-    except ImportError as e:
-        raise ConfigError(f"--storage {shown_url(storage)}: no driver for it ({e})") from None
-    except Exception as e:  # SQLAlchemy's errors wrap the driver's; only their text is common
-        raise _connection_error(storage, e) from None
+    for attempt in range(5):
+        try:
+            with _quiet_optuna():
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                )
+        except ImportError as e:
+            raise ConfigError(f"--storage {shown_url(storage)}: no driver for it ({e})") from None
+        except Exception as e:  # SQLAlchemy's errors wrap the driver's; their text is common
+            error, text = _storage_error(storage, e), str(e)
+            # Two workers starting on an empty database both make Optuna's tables; the loser
+            # of that race finds them made a moment later.
+            race = "duplicate key" in text or "already exists" in text
+            if not race or attempt == 4:
+                raise error from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
-def _connection_error(storage: str, error: Exception) -> ChainruleError:
-    """One line for a database that refused us or could not be reached."""
+def _storage_error(storage: str, error: Exception) -> ChainruleError:
+    """One line for a database that refused us, could not be reached, or failed."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     detail = text[0] if text else type(error).__name__
     if "connection failed:" in detail:  # psycopg: 'connection failed: connection to server...'
@@ -124,7 +133,9 @@ def _connection_error(storage: str, error: Exception) -> ChainruleError:
     refused = ("password authentication failed", "does not exist", "no password supplied")
     if any(r in detail for r in refused):
         return ConfigError(f"--storage {where}: the server refused the login: {detail}")
-    return StorageError(f"cannot reach the database at {where}: {detail}")
+    if type(error).__name__ == "OperationalError":
+        return StorageError(f"cannot reach the database at {where}: {detail}")
+    return StorageError(f"the database at {where} failed: {detail}")
 
 
 @contextlib.contextmanager
