@@ -178,6 +178,7 @@ def test_the_python_api(tmp_path):
         out=tmp_path / "sw",
         ranges={"lr": "1e-2:1e-1", "optimizer": "adam", "batch_size": "64"},
         epochs=3,
+        final={"epochs": 4},
         progress=False,
     )
     assert summary["complete"] + summary["pruned"] == 3
@@ -186,9 +187,12 @@ def test_the_python_api(tmp_path):
     assert Path(summary["best"]["run_dir"], "model.safetensors").exists()
     # the same call again: nothing to run, the run folder reused
     ranges = {"lr": "1e-2:1e-1", "optimizer": "adam", "batch_size": "64"}
+    assert json.loads(Path(summary["best"]["run_dir"], "config.json").read_text())["epochs"] == 4
+    made = Path(summary["best"]["run_dir"], "model.safetensors").stat().st_mtime_ns
     again = cr.sweep("digits", "softmax", 3, out=tmp_path / "sw", epochs=3, progress=False,
-                     ranges=ranges)  # fmt: skip
+                     ranges=ranges, final={"epochs": 4})  # fmt: skip
     assert again["best"] == summary["best"]
+    assert Path(summary["best"]["run_dir"], "model.safetensors").stat().st_mtime_ns == made
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +223,7 @@ def journal(finished, tmp_path) -> Path:
         (("--model", "mlp", "--study", "digits-two-layer"), 2, "with model 'two-layer', not 'mlp'"),
         (("--epochs", "3"), 2, "with epochs 2, not 3"),
         (("--storage", "localhost/db"), 2, "is not a database URL"),
+        (("--final-epochs", "0"), 2, "--final-epochs must be a positive integer, got 0"),
     ],
 )
 def test_bad_input_one_line_and_nothing_lost(journal, capsys, args, status, words):

@@ -10,6 +10,7 @@ summary are written (``sweep_results``). The same command, started again, contin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -129,6 +130,7 @@ def sweep(
     ranges: dict[str, Any] | None = None,
     space: str | Path | None = None,
     depth: int = 2,
+    final: dict[str, Any] | None = None,
     progress: bool = True,
     log: Log | None = None,
     **settings: Any,
@@ -143,7 +145,9 @@ def sweep(
     folder (default sweeps/STUDY): the journal, trials.csv, the figures, summary.json and the
     best trial's run folder. ranges: {name: "LOW:HIGH" | "a,b,c" | list} for lr, reg, hidden,
     optimizer, batch_size (see ``sweep_space``); space: a TOML or JSON file of them. depth:
-    hidden layers of an mlp. settings: the fixed settings of every trial (``TrainConfig``'s:
+    hidden layers of an mlp. final: settings that the best trial's run folder changes, e.g.
+    {"epochs": 30, "max_train": None} (trials cut short to fit a machine, the best trained in
+    full). settings: the fixed settings of every trial (``TrainConfig``'s:
     epochs, seed, max_train...). progress: a bar over trials on a terminal, a line per trial
     elsewhere. log: a callable taking one line (how the cores were split, notes).
     Raises ConfigError (a setting, a range, another sweep's study, a refused login),
@@ -154,6 +158,11 @@ def sweep(
 
     log = log or (lambda line: None)
     tty = progress and sys.stderr.isatty()
+    if final:  # checked before any work, in the command line's words
+        try:
+            TrainConfig(**{**dataclasses.asdict(TrainConfig()), **final})
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("--", "--final-", 1)) from None
     plan = make_plan(
         dataset, model, trials, jobs=jobs, storage=storage, study=study, out=out,
         ranges=ranges, space=space, depth=depth, lines=progress and not tty, **settings,
@@ -179,7 +188,7 @@ def sweep(
         counts = sweep_storage.count_trials(handle.get_trials(deepcopy=False))
         raise SweepInterrupted(signum, counts.done, trials)
     return sweep_results.summarize(
-        handle, plan, where, time.perf_counter() - start, jobs, progress, log
+        handle, plan, where, time.perf_counter() - start, jobs, final or {}, progress, log
     )
 
 

@@ -10,6 +10,7 @@ and ``show`` work on it. A run folder made by an earlier start is used as it is.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -20,6 +21,7 @@ from chainrule.app.sweep_figures import save_figures
 from chainrule.app.sweep_space import SEARCHED, trial_config
 from chainrule.app.sweep_worker import SweepPlan
 from chainrule.data import files
+from chainrule.engine.errors import ChainruleError
 
 SUMMARY_FILE, TRIALS_FILE = "summary.json", "trials.csv"
 TABLE_ROWS = 10
@@ -91,22 +93,34 @@ def write_trials_csv(trials: list[Any], path: Path) -> Path:
     return path
 
 
-def best_run(study: Any, plan: SweepPlan, progress: bool, log: Any) -> dict[str, Any] | None:
+def best_run(
+    study: Any, plan: SweepPlan, final: dict[str, Any], progress: bool, log: Any
+) -> dict[str, Any] | None:
     """The run summary of the best COMPLETE trial, trained again into ``FOLDER/best-trial-N``
-    (or read back from there when an earlier start made it). None when no trial completed."""
+    with ``final`` changing its settings (e.g. {"epochs": 30, "max_train": None}: longer, on
+    all the data), or read back from there when an earlier start trained the same config.
+    None when no trial completed."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
         return None
     best = study.best_trial
     run_dir = Path(plan.folder) / f"best-trial-{best.number}"
-    if runfolders.has_trained(run_dir) and (run_dir / runfolders.SUMMARY_FILE).exists():
-        summary = json.loads((run_dir / runfolders.SUMMARY_FILE).read_text())
+    config = dataclasses.replace(trial_config(plan.base, best.params, plan.depth), **final)
+    summary_file = run_dir / runfolders.SUMMARY_FILE
+    if summary_file.exists() and _same_config(run_dir, config):
+        summary = json.loads(summary_file.read_text())
     else:
-        config = trial_config(plan.base, best.params, plan.depth)
         log(f"training the best trial ({best.number}) again as a run folder: {run_dir}")
         summary = experiment.train_run(config, run_dir, force=True, progress=progress, log=log)
     return {"number": best.number, "params": best.params, "trial_val_accuracy": best.value,
             **summary}  # fmt: skip
+
+
+def _same_config(run_dir: Path, config: Any) -> bool:
+    try:
+        return experiment.read_config(run_dir) == config
+    except ChainruleError:  # damaged or missing: train it again
+        return False
 
 
 def summarize(
@@ -115,6 +129,7 @@ def summarize(
     where: str,
     seconds: float,
     jobs: int,
+    final: dict[str, Any],
     progress: bool,
     log: Any,
 ) -> dict[str, Any]:
@@ -123,7 +138,7 @@ def summarize(
     and test accuracy, run folder), the top rows of the table, figures, timing, workers."""
     folder = Path(plan.folder)
     trials = study.get_trials(deepcopy=False)
-    best = best_run(study, plan, progress, log)
+    best = best_run(study, plan, final, progress, log)
     counts = sweep_storage.count_trials(study.get_trials(deepcopy=False))
     title = f"{plan.base.model} on {plan.base.dataset}"
     summary = {

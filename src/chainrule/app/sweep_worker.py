@@ -231,11 +231,17 @@ def _objective(trial: Any, plan: SweepPlan, data: Any) -> float:
     )
     start = time.perf_counter()
 
-    def on_epoch(record: EpochRecord) -> None:
-        trial.report(record.val_accuracy, record.epoch)
-        trial.set_user_attr("epochs", record.epoch)
+    def note(epochs: int) -> None:  # at the end only: each write is a round trip to a database
+        trial.set_user_attr("epochs", epochs)
         trial.set_user_attr("seconds", time.perf_counter() - start)
+
+    trained = [0]  # epochs finished, for a trial that diverges after some
+
+    def on_epoch(record: EpochRecord) -> None:
+        trained[0] = record.epoch
+        trial.report(record.val_accuracy, record.epoch)
         if trial.should_prune():
+            note(record.epoch)
             raise optuna.TrialPruned(f"pruned after epoch {record.epoch}")
 
     try:
@@ -255,8 +261,10 @@ def _objective(trial: Any, plan: SweepPlan, data: Any) -> float:
             patience=config.patience,
         )
     except DivergenceError as e:
+        note(trained[0] + 1)  # the epoch that diverged counts: it was trained
         trial.set_user_attr("diverged", str(e))
         raise optuna.TrialPruned(f"diverged: {e}") from None
+    note(len(history))
     return history.best_val_accuracy
 
 

@@ -50,6 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fixed.add_argument("--standardize", action="store_true", help="per-feature mean and std")
     fixed.add_argument("--patience", type=int, help="stop a trial after N epochs without gain")
     fixed.add_argument("--seed", type=int, default=defaults.seed)
+    final = p.add_argument_group("the best trial's run folder")
+    final.add_argument("--final-epochs", type=int, help="train it this long (default: --epochs)")
+    final.add_argument(
+        "--final-all-data", action="store_true", help="train it on all the data (no --max-train)"
+    )
     common.add_json(p)
     common.add_quiet(p, "no progress bar or lines")
 
@@ -83,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             ranges={name: getattr(args, name) for name in sweep.SEARCHED},
             space=args.space,
             depth=args.depth,
+            final=_final(args),
             progress=common.progress_enabled(args),
             log=log,
             val_size=val_size,
@@ -103,3 +109,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(sweep_results.report(summary))
     return 0
+
+
+def _final(args: argparse.Namespace) -> dict[str, object]:
+    """What the best trial's run folder changes of the trials' settings."""
+    final: dict[str, object] = {}
+    if args.final_epochs is not None:
+        final["epochs"] = args.final_epochs
+    if args.final_all_data:
+        final["max_train"] = None
+    return final
