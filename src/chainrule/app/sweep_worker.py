@@ -105,7 +105,7 @@ class _TrialSeeded:
 def open_study(plan: SweepPlan, create: bool = False) -> Any:
     """The plan's Optuna study (maximizing validation accuracy), made when ``create`` and it
     does not exist, with the per-trial seeded TPE sampler and a median pruner (from the sixth
-    trial on, from the third epoch on: a slow start is not a bad run). Raises what
+    trial on, never on a trial's first epoch: a slow start is not a bad run). Raises what
     ``sweep_storage.open_storage`` raises, and KeyError for a missing study unless ``create``."""
     from pathlib import Path
 
