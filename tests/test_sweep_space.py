@@ -27,22 +27,33 @@ def test_ranges_from_text():
     [
         ("lr", "1e-1:1e-4", "is inverted"),
         ("lr", ":", "not a range"),
-        ("lr", "", "not a range"),
         ("reg", "0:1e-2", "above 0"),
         ("reg", "a:b", "must be numbers"),
         ("lr", "1e-3:inf", "finite"),
-        ("hidden", "", "is empty"),
-        ("hidden", "64,,128", "is empty"),
-        ("hidden", "64,0", "not a positive integer"),
-        ("batch_size", "32,6.5", "not a positive integer"),
-        ("optimizer", "adam,rmsprop", "unknown optimizer 'rmsprop'"),
     ],
 )
-def test_bad_ranges_are_refused_in_one_line(name, text, words):
+def test_bad_log_ranges_are_refused_in_one_line(name, text, words):
     with pytest.raises(ConfigError) as e:
         parse_range(name, text)
     assert words in str(e.value)
     assert "\n" not in str(e.value)
+
+
+# a setting and its text -> what the refusal says
+BAD_CHOICES = {
+    ("hidden", ""): "is empty",
+    ("hidden", "64,,128"): "is empty",
+    ("hidden", "64,0"): "not a positive integer",
+    ("batch_size", "32,6.5"): "not a positive integer",
+    ("optimizer", "adam,rmsprop"): "unknown optimizer 'rmsprop'",
+}
+
+
+def test_bad_choices_are_refused_in_one_line():
+    for (name, text), words in BAD_CHOICES.items():
+        with pytest.raises(ConfigError, match=words) as e:
+            parse_range(name, text)
+        assert "\n" not in str(e.value)
 
 
 def test_inverted_range_suggests_the_fix():
@@ -64,20 +75,24 @@ def test_space_file_toml_and_json_and_options_win(tmp_path):
     js = tmp_path / "space.json"
     js.write_text(json.dumps({"optimizer": ["sgd"], "reg": [1e-5, 1e-3]}))
     assert search_space({}, js).to_json()["optimizer"] == ["sgd"]
+    toml.write_text("lr = [1e-2, 1e-4]\n")
+    with pytest.raises(ConfigError, match="inverted"):
+        search_space({}, toml)
 
 
-@pytest.mark.parametrize(
-    ("text", "suffix", "words"),
-    [
-        ("lr = [", ".toml", "not valid TOML"),
-        ("{", ".json", "not valid JSON"),
-        ("[1, 2]", ".json", "must hold an object"),
-        ("momentum = [0.9]", ".toml", "unknown setting 'momentum'"),
-        ("lr = [1e-2, 1e-4]", ".toml", "inverted"),
-    ],
-)
-def test_bad_space_files(tmp_path, text, suffix, words):
-    path = tmp_path / f"space{suffix}"
+# file name -> (its text, what the refusal says)
+BAD_FILES = {
+    "cut.toml": ("lr = [", "not valid TOML"),
+    "cut.json": ("{", "not valid JSON"),
+    "list.json": ("[1, 2]", "must hold an object"),
+    "unknown.toml": ("momentum = [0.9]", "unknown setting 'momentum'"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_space_files(tmp_path, name):
+    text, words = BAD_FILES[name]
+    path = tmp_path / name
     path.write_text(text)
     with pytest.raises(ConfigError, match=words):
         search_space({}, path)

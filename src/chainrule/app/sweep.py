@@ -69,44 +69,23 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def make_plan(
-    dataset: str,
-    model: str,
-    trials: int,
-    *,
-    jobs: int = 1,
-    storage: str | None = None,
-    study: str | None = None,
-    out: str | Path | None = None,
-    ranges: dict[str, Any] | None = None,
-    space: str | Path | None = None,
-    depth: int = 2,
-    lines: bool = False,
-    **settings: Any,
-) -> SweepPlan:
-    """The checked plan of a sweep (see ``sweep``); nothing is written. Raises ConfigError."""
-    for name, value, least in (("--trials", trials, 1), ("--jobs", jobs, 1), ("--depth", depth, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+def _checked(
+    dataset: str, model: str, numbers: dict[str, Any], final: dict[str, Any], settings: Any
+) -> TrainConfig:
+    """The fixed settings of every trial, after checking the sweep's own numbers (--trials,
+    --jobs, --depth: positive integers) and the best run's changes. Raises ConfigError."""
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name} must be a positive integer, got {value!r}")
     searched = sorted(set(settings) & set(SEARCHED))
     if searched:
         raise ConfigError(f"{searched[0]} is searched: give its range, not a fixed setting")
     base = TrainConfig(dataset=dataset, model=model, **settings)
-    name = study or f"{dataset}-{model}"
-    folder = Path(out) if out is not None else DEFAULT_SWEEPS_DIR / name
-    if storage is not None:
-        sweep_storage.database_url(storage)  # refuses what is not a URL, before any work
-    return SweepPlan(
-        study=name,
-        folder=str(folder),
-        storage=storage,
-        base=base,
-        space=search_space(ranges or {}, space),
-        trials=trials,
-        depth=depth,
-        threads=max(1, cores() // jobs),
-        lines=lines,
-    )
+    try:  # in the command line's words
+        dataclasses.replace(base, **final)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("--", "--final-", 1)) from None
+    return base
 
 
 def recorded_settings(plan: SweepPlan) -> dict[str, Any]:
@@ -158,15 +137,24 @@ def sweep(
 
     log = log or (lambda line: None)
     tty = progress and sys.stderr.isatty()
-    if final:  # checked before any work, in the command line's words
-        try:
-            TrainConfig(**{**dataclasses.asdict(TrainConfig()), **final})
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("--", "--final-", 1)) from None
-    plan = make_plan(
-        dataset, model, trials, jobs=jobs, storage=storage, study=study, out=out,
-        ranges=ranges, space=space, depth=depth, lines=progress and not tty, **settings,
-    )  # fmt: skip
+    final = final or {}
+    base = _checked(
+        dataset, model, {"trials": trials, "jobs": jobs, "depth": depth}, final, settings
+    )
+    if storage is not None:
+        sweep_storage.database_url(storage)  # refuses what is not a URL, before any work
+    name = study or f"{dataset}-{model}"
+    plan = SweepPlan(
+        study=name,
+        folder=str(Path(out) if out is not None else DEFAULT_SWEEPS_DIR / name),
+        storage=storage,
+        base=base,
+        space=search_space(ranges or {}, space),
+        trials=trials,
+        depth=depth,
+        threads=max(1, cores() // jobs),
+        lines=progress and not tty,
+    )
     Path(plan.folder).mkdir(parents=out is None, exist_ok=True)
     where = sweep_storage.shown_url(storage) if storage else str(Path(plan.folder))
     handle = open_study(plan, create=True)
@@ -188,7 +176,7 @@ def sweep(
         counts = sweep_storage.count_trials(handle.get_trials(deepcopy=False))
         raise SweepInterrupted(signum, counts.done, trials)
     return sweep_results.summarize(
-        handle, plan, where, time.perf_counter() - start, jobs, final or {}, progress, log
+        handle, plan, where, time.perf_counter() - start, jobs, final, progress, log
     )
 
 

@@ -53,15 +53,15 @@ def plot_history(trials: list[Any], path: Path, title: str) -> Path:
 
 def plot_importances(study: Any, path: Path, title: str) -> Path | None:
     """A bar per searched setting: its share of the variation of validation accuracy, from
-    Optuna's importance evaluator over the completed trials. None (nothing drawn) when fewer
-    than two trials completed or no setting varied."""
+    Optuna's importance evaluator over the completed trials. None (nothing drawn) when the
+    completed trials do not differ in their settings."""
     import optuna
 
     from chainrule.lessons import plots
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if len(complete) < 2:
-        return None
+    if len({tuple(sorted(t.params.items())) for t in complete}) < 2:
+        return None  # nothing varied: no setting can explain anything
     try:
         importances = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError):  # every setting fixed, or one value throughout

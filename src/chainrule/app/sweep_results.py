@@ -146,10 +146,7 @@ def summarize(
         "storage": where,
         "folder": str(folder),
         "trials": plan.trials,
-        "complete": counts.complete,
-        "pruned": counts.pruned,
-        "failed": counts.failed,
-        "running": counts.running,
+        **{state: counts[state] for state in ("complete", "pruned", "failed", "running")},
         "best": None if best is None else {
             "number": best["number"],
             "params": best["params"],

@@ -19,7 +19,7 @@ import fcntl
 import os
 import socket
 import time
-from dataclasses import dataclass
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,31 +214,26 @@ def fail_dead_trials(study: Any) -> list[int]:
     return failed
 
 
-@dataclass
-class Counts:
-    """How many trials of a study are in each state; ``done`` counts toward --trials."""
-
-    complete: int = 0
-    pruned: int = 0
-    running: int = 0
-    failed: int = 0
-    surplus: int = 0  # failed on purpose: started after the count was reached elsewhere
+class Counts(Counter):
+    """How many trials of a study are in each state: "complete", "pruned", "running", "failed"
+    and "surplus" (failed on purpose: started after the count was reached elsewhere); 0 for
+    a state no trial is in. ``done`` is what counts toward --trials."""
 
     @property
     def done(self) -> int:
-        return self.complete + self.pruned
+        return self["complete"] + self["pruned"]
 
 
 def count_trials(trials: list[Any]) -> Counts:
-    """The counts of a study's trials (``FrozenTrial``s)."""
-    field = {"COMPLETE": "complete", "PRUNED": "pruned", "RUNNING": "running", "FAIL": "failed"}
+    """The counts of a study's trials (``FrozenTrial``s); WAITING ones (enqueued, not yet
+    started) count nowhere."""
     counts = Counts()
     for t in trials:
-        name = field.get(t.state.name)  # WAITING trials (enqueued, not started) count nowhere
+        name = {"FAIL": "failed"}.get(t.state.name, t.state.name.lower())
         if name == "failed" and t.user_attrs.get("surplus"):
             name = "surplus"
-        if name is not None:
-            setattr(counts, name, getattr(counts, name) + 1)
+        if name != "waiting":
+            counts[name] += 1
     return counts
 
 

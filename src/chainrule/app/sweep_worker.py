@@ -169,7 +169,7 @@ def run_worker(plan: SweepPlan, on_trial: Callable[[Any], None] | None = None) -
             counts = sweep_storage.count_trials(study.get_trials(deepcopy=False))
             if counts.done >= plan.trials:
                 break
-            if counts.done + counts.running >= plan.trials:
+            if counts.done + counts["running"] >= plan.trials:
                 _sleep(POLL_SECONDS, noted)  # the last trials run elsewhere: one may still fail
                 continue
             data = data if data is not None else _load_checked(plan)

@@ -75,26 +75,21 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
-    names = ("data_dir", "root", "max_train", "max_test", "epochs", "activation", "seed")
+    fixed = ("data_dir", "root", "max_train", "max_test", "epochs", "activation", "seed")
+    fixed += ("standardize", "patience")
+    given = ("jobs", "storage", "study", "out", "space", "depth")
+    options = {name: getattr(args, name) for name in (*fixed, *given)}
     try:
         summary = sweep.sweep(
             args.dataset,
             args.model,
             args.trials,
-            jobs=args.jobs,
-            storage=args.storage,
-            study=args.study,
-            out=args.out,
             ranges={name: getattr(args, name) for name in sweep.SEARCHED},
-            space=args.space,
-            depth=args.depth,
             final=_final(args),
             progress=common.progress_enabled(args),
             log=log,
             val_size=val_size,
-            standardize=args.standardize,
-            patience=args.patience,
-            **{name: getattr(args, name) for name in names},
+            **options,
         )
     except sweep.SweepInterrupted as e:
         common.ignore_signals()
