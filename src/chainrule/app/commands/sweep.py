@@ -21,7 +21,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``sweep``'s arguments and options."""
-    from chainrule.app.sweep_space import DEFAULTS
+    from chainrule.app.sweep_space import DEFAULTS, SEARCHED
     from chainrule.training.config import TrainConfig
 
     defaults = TrainConfig()
@@ -37,10 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", help="the study's name (default: DATASET-MODEL)")
     p.add_argument("--out", help="the sweep folder (default: sweeps/STUDY)")
     ranges = p.add_argument_group("search space (LOW:HIGH on a log scale; a,b,c: choices)")
-    for flag, name in (("--lr", "lr"), ("--reg", "reg"), ("--hidden", "hidden")):
-        ranges.add_argument(flag, help=f"(default {DEFAULTS[name]})")
-    ranges.add_argument("--optimizer", help=f"(default {DEFAULTS['optimizer']})")
-    ranges.add_argument("--batch-size", help=f"(default {DEFAULTS['batch_size']})")
+    for name, (flag, kind) in SEARCHED.items():
+        metavar = "LOW:HIGH" if kind == "log" else "A,B,..."
+        ranges.add_argument(flag, metavar=metavar, help=f"(default {DEFAULTS[name]})")
     ranges.add_argument("--space", help="a TOML or JSON file of ranges (options above win)")
     fixed = p.add_argument_group("every trial's fixed settings")
     fixed.add_argument("--epochs", type=int, default=10, help="epochs per trial")
@@ -48,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_named(fixed, "activation", defaults.activation)
     fixed.add_argument("--val-size", type=float, default=defaults.val_size)
     fixed.add_argument("--standardize", action="store_true", help="per-feature mean and std")
+    fixed.add_argument("--lr-decay", default=defaults.lr_decay, help="factor per epoch, or cosine")
+    common.add_named(fixed, "augment", defaults.augment)
     fixed.add_argument("--patience", type=int, help="stop a trial after N epochs without gain")
     fixed.add_argument("--seed", type=int, default=defaults.seed)
     final = p.add_argument_group("the best trial's run folder")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
     fixed = ("data_dir", "root", "max_train", "max_test", "epochs", "activation", "seed")
-    fixed += ("standardize", "patience")
+    fixed += ("standardize", "patience", "lr_decay", "augment")
     given = ("jobs", "storage", "study", "out", "space", "depth")
     options = {name: getattr(args, name) for name in (*fixed, *given)}
     try:
