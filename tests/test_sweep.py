@@ -235,3 +235,15 @@ def test_bad_input_one_line_and_nothing_lost(journal, capsys, args, status, word
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
     assert journal.read_bytes() == before
+
+
+def test_every_sweep_command_of_the_readme_parses_and_its_ranges_are_valid():
+    from chainrule.app.cli import build_parser
+    from chainrule.app.sweep_space import SEARCHED, search_space
+
+    lines = [ln for ln in readme_section().splitlines() if ln.startswith("./dev run sweep ")]
+    assert len(lines) >= 3  # one machine, CIFAR-10, many machines
+    for line in lines:
+        args = build_parser().parse_args(line.split("  #")[0].split()[2:])
+        space = search_space({name: getattr(args, name) for name in SEARCHED}, args.space)
+        assert space.lr.low <= space.lr.high
