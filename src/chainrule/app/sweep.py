@@ -133,6 +133,8 @@ def sweep(
     StorageError (a database that cannot be reached), DataError/DataNotFoundError (the data),
     SweepInterrupted (SIGINT/SIGTERM: the workers stopped, their trials marked failed).
     """
+    # Over 60 lines by its signature and docstring alone (the public entry, every argument
+    # said); the body is the steps, each a function of its own.
     from chainrule.app import sweep_results
 
     log = log or (lambda line: None)
@@ -144,27 +146,11 @@ def sweep(
     if storage is not None:
         sweep_storage.database_url(storage)  # refuses what is not a URL, before any work
     name = study or f"{dataset}-{model}"
-    plan = SweepPlan(
-        study=name,
-        folder=str(Path(out) if out is not None else DEFAULT_SWEEPS_DIR / name),
-        storage=storage,
-        base=base,
-        space=search_space(ranges or {}, space),
-        trials=trials,
-        depth=depth,
-        threads=max(1, cores() // jobs),
-        lines=progress and not tty,
-    )
-    Path(plan.folder).mkdir(parents=out is None, exist_ok=True)
-    where = sweep_storage.shown_url(storage) if storage else str(Path(plan.folder))
-    handle = open_study(plan, create=True)
-    sweep_storage.check_study(handle, recorded_settings(plan), plan.study, where)
-    sweep_storage.fail_dead_trials(handle)
-    done = sweep_storage.count_trials(handle.get_trials(deepcopy=False)).done
-    log(
-        f"study {plan.study!r} in {where}: {done} of {trials} trials done; {cores()} cores: "
-        f"{jobs} worker{'s' * (jobs > 1)} x {plan.threads} BLAS thread{'s' * (plan.threads > 1)}"
-    )
+    folder = Path(out) if out is not None else DEFAULT_SWEEPS_DIR / name
+    space_ = search_space(ranges or {}, space)
+    plan = SweepPlan(name, str(folder), storage, base, space_, trials, depth,
+                     threads=max(1, cores() // jobs), lines=progress and not tty)  # fmt: skip
+    where, handle, done = _open(plan, jobs, out is None, log)
     start = time.perf_counter()
     bar = _bar(tty, trials, done)
     try:
@@ -178,6 +164,24 @@ def sweep(
     return sweep_results.summarize(
         handle, plan, where, time.perf_counter() - start, jobs, final, progress, log
     )
+
+
+def _open(plan: SweepPlan, jobs: int, default_folder: bool, log: Log) -> tuple[str, Any, int]:
+    """The sweep folder made, the study opened (made if new) and checked against the plan, its
+    dead trials failed, and a line saying where it is and how the cores are split. Returns
+    where the study is (for messages), the study, and its trials done so far."""
+    Path(plan.folder).mkdir(parents=default_folder, exist_ok=True)
+    where = sweep_storage.shown_url(plan.storage) if plan.storage else plan.folder
+    handle = open_study(plan, create=True)
+    sweep_storage.check_study(handle, recorded_settings(plan), plan.study, where)
+    sweep_storage.fail_dead_trials(handle)
+    done = sweep_storage.count_trials(handle.get_trials(deepcopy=False)).done
+    threads = plan.threads
+    log(
+        f"study {plan.study!r} in {where}: {done} of {plan.trials} trials done; {cores()} "
+        f"cores: {jobs} worker{'s' * (jobs > 1)} x {threads} BLAS thread{'s' * (threads > 1)}"
+    )
+    return where, handle, done
 
 
 def _run(plan: SweepPlan, jobs: int, study: Any, bar: Any) -> list[WorkerResult]:
@@ -236,7 +240,7 @@ def _pool_worker(plan: SweepPlan) -> WorkerResult:
 
     _die_with_parent()
     with threadpool_limits(plan.threads):
-        return run_worker(plan)
+        return run_worker(plan, spawned=True)
 
 
 def _die_with_parent() -> None:

@@ -148,11 +148,14 @@ def _stop_flag() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def run_worker(plan: SweepPlan, on_trial: Callable[[Any], None] | None = None) -> WorkerResult:
+def run_worker(
+    plan: SweepPlan, on_trial: Callable[[Any], None] | None = None, spawned: bool = False
+) -> WorkerResult:
     """Run trials of the plan's study in this process until it has ``plan.trials`` COMPLETE or
     PRUNED trials (waiting for the RUNNING trials of other workers to end), or a signal stops it.
 
-    on_trial: called with each FrozenTrial this worker finishes. Raises what loading the data
+    on_trial: called with each FrozenTrial this worker finishes. spawned: a worker process of
+    a sweep, which also stops when its parent is gone. Raises what loading the data
     or opening the study raises (ConfigError, DataError, StorageError), and ConfigError when
     the data cannot take the largest batch or hidden size of the search space."""
     from optuna.trial import TrialState
@@ -164,7 +167,7 @@ def run_worker(plan: SweepPlan, on_trial: Callable[[Any], None] | None = None) -
     with _stop_flag() as noted:
         study = open_study(plan)
         data = None  # loaded when a trial is to run: not at all when the study is complete
-        while not noted and os.getppid() == parent:
+        while not noted and (not spawned or os.getppid() == parent):
             sweep_storage.fail_dead_trials(study)
             counts = sweep_storage.count_trials(study.get_trials(deepcopy=False))
             if counts.done >= plan.trials:
