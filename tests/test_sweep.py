@@ -247,3 +247,13 @@ def test_every_sweep_command_of_the_readme_parses_and_its_ranges_are_valid():
         args = build_parser().parse_args(line.split("  #")[0].split()[2:])
         space = search_space({name: getattr(args, name) for name in SEARCHED}, args.space)
         assert space.lr.low <= space.lr.high
+
+
+def test_without_optuna_one_line_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    assert main(["sweep", "--trials", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "chainrule sweep: error: sweep needs the sweep extra (optuna is missing): "
+        "pip install 'chainrule[sweep]'\n"
+    )

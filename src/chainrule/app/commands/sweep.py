@@ -65,10 +65,19 @@ def run(args: argparse.Namespace) -> int:
     128 + the signal's number after SIGINT or SIGTERM (the workers stopped, their trials
     marked failed, nothing lost). Raises ConfigError (exit status 2) for a bad setting or
     range, --trials or --jobs below 1, another sweep's study, a refused database login;
-    StorageError (exit status 1) for a database that cannot be reached; what loading the
-    data raises."""
+    StorageError (exit status 1) for a database that cannot be reached; ChainruleError (exit
+    status 1) without Optuna or threadpoolctl; what loading the data raises."""
     import signal
 
+    from chainrule.engine.errors import ChainruleError
+
+    try:
+        import optuna  # noqa: F401
+        import threadpoolctl  # noqa: F401
+    except ImportError as e:
+        raise ChainruleError(
+            f"sweep needs the sweep extra ({e.name} is missing): pip install 'chainrule[sweep]'"
+        ) from None
     from chainrule.app import sweep, sweep_results
 
     def log(line: str) -> None:
