@@ -71,7 +71,8 @@ def test_readme_one_machine_command_finds_a_model_above_095(tmp_path):
     run_dir = tmp_path / best["run_dir"]
     again = evaluate_run(run_dir)
     assert again["test_accuracy"] == pytest.approx(best["test_accuracy"])
-    assert again["val_accuracy"] == pytest.approx(best["val_accuracy"], abs=0.02)
+    assert again["val_accuracy"] == pytest.approx(best["run_val_accuracy"])
+    assert best["run_val_accuracy"] == pytest.approx(best["val_accuracy"], abs=0.02)
     assert f"best: trial {best['number']}" in done.stdout
     for name in ("history.png", "importances.png", "lr_reg.png", "trials.csv"):
         assert (folder / name).stat().st_size > 1000 or name == "trials.csv"

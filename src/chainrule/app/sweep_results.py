@@ -151,6 +151,7 @@ def summarize(
             "number": best["number"],
             "params": best["params"],
             "val_accuracy": best["trial_val_accuracy"],
+            "run_val_accuracy": best["val_accuracy"],  # differs with --final-* settings
             "test_accuracy": best["test_accuracy"],
             "run_dir": best["run_dir"],
         },
@@ -178,8 +179,9 @@ def report(summary: dict[str, Any]) -> str:
         lines.append("no trial completed: nothing to train again")
     else:
         lines.append(
-            f"best: trial {best['number']}, validation {best['val_accuracy']:.4f}, test "
-            f"{best['test_accuracy']:.4f}; run folder {best['run_dir']}"
+            f"best: trial {best['number']}, validation {best['val_accuracy']:.4f}; its run "
+            f"folder {best['run_dir']}: validation {best['run_val_accuracy']:.4f}, test "
+            f"{best['test_accuracy']:.4f}"
         )
     lines.append(f"trials: {summary['trials_csv']}; figures: {', '.join(summary['figures'])}")
     return "\n".join(lines)
