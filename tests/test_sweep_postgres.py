@@ -124,7 +124,7 @@ def test_two_workers_from_the_readme_join_one_study_and_the_count_adds_up(postgr
     line = next(ln for ln in section.splitlines() if "--storage postgresql://" in ln)
     args = line.removeprefix("./dev run ").replace("DBHOST", f"127.0.0.1:{postgres.port}").split()
     # the README's command as written, with small settings after it (argparse: the last wins)
-    small = ["--trials", "6", "--epochs", "6", *FAST[2:6], "--quiet"]
+    small = ["--trials", "6", "--epochs", "10", *FAST[2:6], "--quiet"]
     command = [chainrule(*args, *small, "--out", f"w{i}") for i in range(2)]
     workers = [
         subprocess.Popen(c, cwd=tmp_path, env=env(), stderr=subprocess.PIPE, text=True)
