@@ -61,6 +61,7 @@ _SOURCES = {
         "tanh",
     ),
     "chainrule.training.loop": ("History", "evaluate", "fit"),
+    "chainrule.app.sweep": ("sweep",),
 }
 _SOURCE = {name: module for module, names in _SOURCES.items() for name in names}
 

@@ -18,9 +18,12 @@ from chainrule.app.commands import (
     predict,
     runs,
     show,
+    sweep,
     train,
 )
 
-COMMANDS = (circuit, train, evaluate, runs, predict, gradcheck, collapse, show, compare, graph)
+COMMANDS = (
+    circuit, train, evaluate, runs, predict, gradcheck, collapse, show, compare, graph, sweep
+)  # fmt: skip
 
 __all__ = ["COMMANDS"]
