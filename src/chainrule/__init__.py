@@ -60,6 +60,7 @@ _SOURCES = {
         "tanh",
     ),
     "chainrule.training.loop": ("History", "evaluate", "fit"),
+    "chainrule.lessons.explorer": ("explore",),
 }
 _SOURCE = {name: module for module, names in _SOURCES.items() for name in names}
 

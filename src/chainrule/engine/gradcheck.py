@@ -110,6 +110,11 @@ class GradcheckReport:
     def max_rel_error(self) -> float:
         return max((check.max_rel_error for check in self.inputs), default=0.0)
 
+    def _repr_html_(self) -> str:  # Jupyter's rich display
+        from chainrule.engine.display import gradcheck_html
+
+        return gradcheck_html(self)
+
     def table(self) -> str:
         """The report as a fixed-width text table."""
         rows = [
