@@ -20,6 +20,7 @@ from chainrule.lessons import circuit
 from chainrule.lessons.atomic import save_atomically
 from chainrule.lessons.explorer.data import explorer_data
 from chainrule.lessons.explorer.page import iframe, page
+from chainrule.lessons.explorer.summary import collapse
 from chainrule.lessons.explorer.trace import Recorder
 from chainrule.lessons.graph import build
 
@@ -30,21 +31,27 @@ class Explorer:
     """A drawn graph with its recorded forward and backward passes, as a page.
 
     graph: the ``lessons.graph.Graph`` (values and gradients); data: ``explorer_data``'s dict;
-    circuit: the ``circuit.Circuit`` it shows, for a circuit (else None). ``html()`` is the
-    whole page, ``save(path)`` writes it, and Jupyter shows it inline (``_repr_html_``: the
-    page in an iframe).
+    circuit: the ``circuit.Circuit`` it shows, for a circuit (else None); drawn: the graph the
+    page draws (default ``graph``; a large model's is summarised). ``html()`` is the whole
+    page, ``save(path)`` writes it, and Jupyter shows it inline (``_repr_html_``: the page in
+    an iframe).
     """
 
     def __init__(
-        self, graph: build.Graph, data: dict[str, Any], circuit: circuit.Circuit | None = None
+        self,
+        graph: build.Graph,
+        data: dict[str, Any],
+        circuit: circuit.Circuit | None = None,
+        drawn: build.Graph | None = None,
     ) -> None:
         self.graph = graph
         self.data = data
         self.circuit = circuit
+        self.drawn = drawn or graph
 
     def html(self) -> str:
         """The self-contained page (UTF-8 text: inline script, style and SVG, no URL)."""
-        return page(self.graph, self.data)
+        return page(self.drawn, self.data)
 
     def save(self, path: str | Path) -> Path:
         """Write the page to ``path`` atomically (a temporary file, then a rename); returns the
@@ -56,7 +63,7 @@ class Explorer:
         return iframe(self.html())
 
     def _repr_svg_(self) -> str:
-        return self.graph._repr_svg_()
+        return self.drawn._repr_svg_()
 
 
 def from_circuit(expression: str, values: Mapping[str, float]) -> Explorer:
@@ -85,7 +92,7 @@ def training_step(
     step's gradients. Raises what the model, the loss and the engine raise (ShapeError)."""
     recorder = Recorder()
     graph = build.step_graph(model, X, y, loss_fn, reg, title, unfused, watch=recorder.watch)
-    return Explorer(graph, explorer_data(graph, recorder, [n.id for n in graph.nodes]))
+    return _summarised(graph, recorder)
 
 
 def explore(
@@ -106,4 +113,12 @@ def explore(
     names.setdefault(id(loss), "loss")
     recorder = Recorder()
     graph = build.from_tensor(loss, names, title, watch=recorder.watch)
-    return Explorer(graph, explorer_data(graph, recorder, [n.id for n in graph.nodes]))
+    return _summarised(graph, recorder)
+
+
+def _summarised(graph: build.Graph, recorder: Recorder) -> Explorer:
+    """The explorer of a model's graph (ids n0, n1... in forward order), its middle layers
+    collapsed when it is too large to draw in full (``summary.collapse``)."""
+    drawn, box_of, note = collapse(graph)
+    ids = [n.id for n in graph.nodes]
+    return Explorer(graph, explorer_data(graph, recorder, ids, drawn, box_of, note), drawn=drawn)

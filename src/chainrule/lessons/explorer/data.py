@@ -55,6 +55,8 @@ def formula(gate: str | None, out: str = "out", inputs: Sequence[str] = ()) -> s
     output's name ``out`` and its inputs' names; "" for a leaf or a gate not listed."""
     if gate is None:
         return ""
+    # a name of several terms ("ΣW1² + … + ΣW5²") in brackets, as the maths would write it
+    inputs, out = [f"({t})" if " " in t else t for t in inputs], f"({out})" if " " in out else out
     names = dict(zip("abc", [*inputs[:3], *"abc"[len(inputs) :]]), out=out)
     if gate.startswith("pow "):
         p = float(gate.split()[1])
@@ -112,37 +114,50 @@ def _float(x: Any) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
-def explorer_data(graph: Graph, recorder: Recorder, ids: list[str], note: str = "") -> dict:
-    """The page's data for ``graph`` (drawn by ``build``) and ``recorder`` (its backward pass).
+def explorer_data(
+    graph: Graph,
+    recorder: Recorder,
+    ids: list[str],
+    drawn: Graph | None = None,
+    box_of: dict[str, str] | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """The page's data for ``graph`` (made by ``build``) and ``recorder`` (its backward pass).
 
-    ids: the graph id of each tensor of ``recorder.order`` (the same forward order). note: a
-    line the page shows under the title (e.g. how a large model was summarised). Returns
-    {"title", "note", "output", "nodes", "forward", "backward", "layout": {"width",
-    "height"}}: nodes with their box (px), value and gradient summaries and formula; forward:
-    the gates' ids in forward order; backward: the seed, then one entry per gate's backward
-    call in the engine's order, each with its upstream gradient and, per input, the local
-    gradient (one-number outputs) and the product sent.
+    ids: the graph id of each tensor of ``recorder.order`` (the same forward order). drawn:
+    the graph the page draws (default ``graph``; ``summary.collapse`` draws boxes for some of
+    its nodes), box_of: member id -> its box's id there. note: a line the page shows under the
+    title (how a large model was summarised). Returns {"title", "note", "output", "nodes",
+    "forward", "backward"}: every node of both graphs with its box (px; None for a member of a
+    box, which has "in": the box's id), value and gradient summaries and formula; forward: the
+    gates' ids in forward order; backward: the seed, then one entry per gate's backward call
+    in the engine's order, each with its upstream gradient and, per input, the local gradient
+    (one-number outputs) and the product sent.
     """
-    boxes = layout(graph)
+    drawn = drawn or graph
+    box_of = box_of or {}
+    boxes = layout(drawn)
     shown = shown_names(graph)
     by_id = {n.id: n for n in graph.nodes}
+    extra = [n for n in drawn.nodes if n.id not in by_id]  # the boxes
     nodes = []
-    for n in graph.nodes:
-        box = boxes[n.id]
-        names = [shown[i] for i in n.inputs]
+    for n in [*graph.nodes, *extra]:
+        box = boxes.get(n.id)
+        names = [shown.get(i, i) for i in n.inputs]
         nodes.append(
             {
                 "id": n.id,
                 "label": n.label,
                 "kind": n.kind,
                 "name": n.name,
-                "shown": shown[n.id],
+                "shown": shown.get(n.id, n.label),
                 "gate": n.gate,
                 "inputs": n.inputs,
-                "box": [box.x, box.y, box.width, box.height, box.shape],
+                "box": None if box is None else [box.x, box.y, box.width, box.height, box.shape],
+                "in": box_of.get(n.id),
                 "value": summary(n.forward),
                 "grad": summary(n.backward),
-                "formula": formula(n.gate, shown[n.id], names),
+                "formula": formula(n.gate, shown.get(n.id, n.label), names),
             }
         )
     out = graph.output()
@@ -172,7 +187,10 @@ def shown_names(graph: Graph) -> dict[str, str]:
         elif n.gate == "sum_of_squares" and len(args) == 1:
             shown[n.id] = f"Σ{args[0]}²"
         elif len(n.label) == 1 and len(args) == 2:
-            shown[n.id] = f"{args[0]} {n.label} {args[1]}"
+            # a chain of sums reads "ΣW1² + … + ΣW5²" past three terms
+            terms = [t for a in args for t in a.split(f" {n.label} ")]
+            many = len(terms) > 3
+            shown[n.id] = f" {n.label} ".join([terms[0], "…", terms[-1]] if many else terms)
         else:
             shown[n.id] = f"{n.label}({', '.join(args)})"
     return shown

@@ -109,6 +109,7 @@
   svg.appendChild(overlay);
   const marks = new Map();
   for (const n of data.nodes) {
+    if (!n.box) continue; // a member of a collapsed box: the box stands for it
     const [x, y, w, h, shape] = n.box;
     const m = document.createElementNS(SVG_NS, shape === "circle" ? "circle" : "rect");
     if (shape === "circle") {
@@ -129,6 +130,11 @@
     m.addEventListener("mouseleave", () => (tooltip.hidden = true));
     overlay.appendChild(m);
     marks.set(n.id, m);
+  }
+  function mark(id, cls) {
+    // the node's own mark, or that of the box it is collapsed into
+    const m = marks.get(id) || marks.get(byId.get(id).in);
+    if (m) m.setAttribute("class", "mark " + cls);
   }
   function texts(cls, id) {
     return svg.querySelectorAll(`text.${cls}[data-node="${CSS.escape(id)}"]`);
@@ -153,6 +159,12 @@
   function hover(n, ev) {
     const st = state();
     const known = n.kind !== "gate" || st.computed.has(n.id);
+    const members = data.nodes.filter((m) => m.in === n.id).length;
+    if (members) {
+      tooltip.textContent = `${n.label}: ${members} nodes drawn as one box; step through them to see each gate`;
+      tooltip.hidden = false;
+      return place(ev);
+    }
     let t = nameOf(n) + (n.gate ? "  (gate " + n.gate + ")" : "  (" + n.kind + ")");
     t += "\nvalue: " + (known ? longText(n.value) : "not computed yet");
     if (n.grad) t += "\ngradient: " + (st.complete(n.id) ? longText(n.grad) : "not reached yet");
@@ -179,8 +191,12 @@
       )
     );
   }
+  function inBox(n) {
+    if (n.in) panel.appendChild(el("p", "note", `(drawn inside the collapsed box "${n.in}")`));
+  }
   function forwardStep(n) {
     panel.appendChild(el("h2", "", `Forward ${pos} of ${F}: gate ${n.label} computes ${nameOf(n)}`));
+    inBox(n);
     const heats = el("div", "heats");
     for (const id of n.inputs) show(panel, "input " + nameOf(byId.get(id)), byId.get(id).value, heats);
     show(panel, "output " + nameOf(n), n.value, heats);
@@ -195,6 +211,7 @@
   function backwardStep(step, k) {
     const n = byId.get(step.node);
     panel.appendChild(el("h2", "", `Backward ${k} of ${B}: gate ${n.label}` + (n.name ? ` (${n.name})` : "")));
+    inBox(n);
     panel.appendChild(
       el("p", "", "It receives the upstream gradient, multiplies it by its local gradient, and sends the product to each input.")
     );
@@ -254,21 +271,21 @@
       const shown = n.kind !== "gate" || st.computed.has(n.id);
       for (const t of texts("value", n.id)) t.classList.toggle("hidden", !shown);
       for (const t of texts("grad", n.id)) t.classList.toggle("hidden", !st.complete(n.id));
-      marks.get(n.id).setAttribute("class", "mark");
     }
+    for (const m of marks.values()) m.setAttribute("class", "mark");
     panel.replaceChildren();
     let current = null;
     if (st.bwd > 0) {
       const step = data.backward[st.bwd - 1];
       current = step.node;
-      for (const inp of step.inputs) marks.get(inp.id).setAttribute("class", "mark receiving");
+      for (const inp of step.inputs) mark(inp.id, "receiving");
       if (step.seed) seedStep(step);
       else backwardStep(step, st.bwd);
-      marks.get(current).setAttribute("class", "mark backward");
+      mark(current, "backward");
     } else if (st.fwd > 0) {
       current = data.forward[st.fwd - 1];
       forwardStep(byId.get(current));
-      marks.get(current).setAttribute("class", "mark forward");
+      mark(current, "forward");
     } else {
       intro();
     }
@@ -278,9 +295,8 @@
     document.getElementById("forward").disabled = pos >= F;
     document.getElementById("backward").disabled = pos >= F + B;
     document.body.dataset.done = String(pos === F + B);
-    if (current && marks.get(current).scrollIntoView) {
-      marks.get(current).scrollIntoView({ block: "nearest", inline: "nearest" });
-    }
+    const shown = current && (marks.get(current) || marks.get(byId.get(current).in));
+    if (shown) shown.scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
   // --- controls ---
