@@ -103,14 +103,14 @@ def explore(
     would fill it).
 
     params: names for the drawing, a Module (its ``named_parameters()``) or a mapping name ->
-    Tensor; other tensors are drawn by their ``name``, or their gate. Raises ChainruleError for
-    a loss whose backward already ran or that needs no gradient, ShapeError for a loss that is
-    not one number.
+    Tensor; other tensors are drawn by their ``name`` (``loss`` by "loss" if it has none), or
+    their gate. Raises ChainruleError for a loss whose backward already ran or that needs no
+    gradient, ShapeError for a loss that is not one number.
     """
     if hasattr(params, "named_parameters"):
         params = dict(params.named_parameters())
     names = {id(t): name for name, t in (params or {}).items()}
-    names.setdefault(id(loss), "loss")
+    names.setdefault(id(loss), loss.name or "loss")
     recorder = Recorder()
     graph = build.from_tensor(loss, names, title, watch=recorder.watch)
     return _summarised(graph, recorder)
