@@ -96,17 +96,23 @@
   }
 
   // --- the drawing: hide what is not computed yet; an overlay for highlights and hovering ---
-  // A small circuit is drawn larger, up to the width there is (the SVG keeps its viewBox).
-  const room = document.getElementById("drawing").clientWidth - 4;
+  // A small drawing stands beside the panel, and is drawn larger (up to 1.5 times, and no
+  // taller than 60% of the window, so that the panel stays in view); the SVG keeps its viewBox.
+  const main = document.querySelector("main");
   const width = Number(svg.getAttribute("width"));
-  const zoom = Math.min(1.7, room / width);
+  const height = Number(svg.getAttribute("height"));
+  const side = width < main.clientWidth * 0.5;
+  main.classList.toggle("side", side);
+  const room = main.clientWidth * (side ? 0.55 : 1) - 40;
+  const zoom = Math.min(1.5, room / width, (window.innerHeight * 0.6) / height);
   if (zoom > 1) {
     svg.setAttribute("width", Math.floor(width * zoom));
-    svg.setAttribute("height", Math.floor(Number(svg.getAttribute("height")) * zoom));
+    svg.setAttribute("height", Math.floor(height * zoom));
   }
   const overlay = document.createElementNS(SVG_NS, "g");
   overlay.setAttribute("class", "overlay");
-  svg.appendChild(overlay);
+  // under the drawing, so that a ring does not hide a name; it still gets the pointer (CSS)
+  svg.insertBefore(overlay, svg.querySelector("text"));
   const marks = new Map();
   for (const n of data.nodes) {
     if (!n.box) continue; // a member of a collapsed box: the box stands for it
