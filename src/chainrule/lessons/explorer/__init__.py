@@ -9,7 +9,7 @@ gate received and sent; ``data`` turns that into the page's numbers and ``page``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,21 +77,14 @@ def from_circuit(expression: str, values: Mapping[str, float]) -> Explorer:
     return Explorer(graph, explorer_data(graph, recorder, ids), result)
 
 
-def training_step(
-    model: Any,
-    X: np.ndarray,
-    y: np.ndarray,
-    loss_fn: Callable[[Tensor, Any], Tensor],
-    reg: float,
-    title: str,
-    unfused: bool = False,
-) -> Explorer:
+def training_step(model: Any, X: np.ndarray, y: np.ndarray, *args: Any, **kwargs: Any) -> Explorer:
     """The explorer of one training step of ``model`` (an ``nn.Module``): X (N, D) in the
-    model's dtype, y (N,) int labels, loss_fn (scores (N, K), y) -> the data loss, reg the L2
-    strength; the drawing as ``graph.step_graph`` makes it. Afterwards the parameters hold this
-    step's gradients. Raises what the model, the loss and the engine raise (ShapeError)."""
+    model's dtype, y (N,) int labels, then ``graph.step_graph``'s other arguments: loss_fn
+    (scores (N, K), y) -> the data loss, reg (the L2 strength), title, unfused. Afterwards the
+    parameters hold this step's gradients. Raises what the model, the loss and the engine raise
+    (ShapeError)."""
     recorder = Recorder()
-    graph = build.step_graph(model, X, y, loss_fn, reg, title, unfused, watch=recorder.watch)
+    graph = build.step_graph(model, X, y, *args, **kwargs, watch=recorder.watch)
     return _summarised(graph, recorder)
 
 
