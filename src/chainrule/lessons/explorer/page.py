@@ -1,9 +1,10 @@
 """The explorer as one self-contained HTML page: the drawing, the data, the script and the style.
 
-Nothing is fetched: the script and the style are package files (``explorer.js``,
-``explorer.css``) pasted in, the drawing is ``render.to_svg``'s inline SVG, the data a JSON
-script element. A Content-Security-Policy (``default-src 'none'``) tells the browser to refuse
-any request the page might still try, so it works from disk with no network at all.
+Nothing is fetched: the script and the style are package files (``show.js`` and ``explorer.js``
+in one function scope, ``explorer.css``) pasted in, the drawing is ``render.to_svg``'s inline
+SVG, the data a JSON script element. A Content-Security-Policy (``default-src 'none'``) tells
+the browser to refuse any request the page might still try, so it works from disk with no
+network at all.
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ hover a node for its numbers</p>
 <div id="tooltip" class="tooltip" hidden></div>
 <script type="application/json" id="chainrule-data">{_json_for_script(data)}</script>
 <script>
+"use strict";
+(function () {{
+{_asset("show.js")}
 {_asset("explorer.js")}
+}})();
 </script>
 </body>
 </html>
