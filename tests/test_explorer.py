@@ -128,7 +128,13 @@ def test_arrays_are_summarised_with_a_downsampled_heatmap():
     small = exdata.summary(np.array([1.5, -2.0], dtype=np.float32))
     assert small["values"] == [1.5, -2.0]
     assert exdata.summary(np.float32(0.1))["scalar"] == float(np.float32(0.1))  # exact
-    assert exdata.summary(np.array([np.inf, 1.0]))["max"] == "inf"  # JSON has no infinity
+    odd = exdata.summary(np.array([np.inf, 1.0, np.nan, -2.0]))
+    assert odd["max"] == odd["norm"] == "nan"  # JSON has no NaN and no infinity
+    assert exdata.summary(np.array([np.inf, 1.0]))["max"] == "inf"
+    assert odd["heat"]["cells"] == [None, 1.0, None, -2.0] and odd["heat"]["scale"] == 2.0
+    json.dumps(odd, allow_nan=False)
+    edge = exdata.heatmap(np.arange(65.0))  # 65 columns: blocks of 2, the last one of 1
+    assert edge["cols"] == 33 and edge["cells"][-2:] == [62.5, 64.0]
 
 
 def test_a_deep_model_is_summarised_with_a_note():

@@ -90,21 +90,26 @@ def summary(a: np.ndarray | None) -> dict[str, Any] | None:
 def heatmap(a: np.ndarray) -> dict[str, Any]:
     """A (rows, cols) grid of block means of ``a`` (any shape: 1-D as one row, more dimensions
     flattened after the first), each side at most ``HEAT_CELLS``, row-major, to 4 significant
-    digits (the page scales colours by the largest magnitude, "scale")."""
+    digits; a block holding a NaN or an infinity is None (the page leaves it white). "scale":
+    the largest finite magnitude, by which the page scales the colours."""
     grid = a.reshape(1, -1) if a.ndim < 2 else a.reshape(a.shape[0], -1)
     rows, cols = grid.shape
     br, bc = math.ceil(rows / HEAT_CELLS), math.ceil(cols / HEAT_CELLS)
     out_rows, out_cols = math.ceil(rows / br), math.ceil(cols / bc)
-    padded = np.full((out_rows * br, out_cols * bc), np.nan)
-    padded[:rows, :cols] = grid
-    blocks = padded.reshape(out_rows, br, out_cols, bc)
-    means = np.nanmean(blocks, axis=(1, 3))
+    # blocks at the edges may be smaller: pad with zeros and divide by the true counts
+    padded = np.zeros((out_rows * br, out_cols * bc))
+    counts = np.zeros_like(padded)
+    padded[:rows, :cols], counts[:rows, :cols] = grid, 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = padded.reshape(out_rows, br, out_cols, bc).sum(axis=(1, 3))
+        means = sums / counts.reshape(out_rows, br, out_cols, bc).sum(axis=(1, 3))
+    finite = np.isfinite(means)
     return {
         "rows": out_rows,
         "cols": out_cols,
         "block": [br, bc],
-        "scale": _float(np.abs(means).max()),
-        "cells": [float(f"{v:.4g}") for v in means.reshape(-1)],
+        "scale": float(np.abs(means[finite]).max()) if finite.any() else 0.0,
+        "cells": [float(f"{v:.4g}") if ok else None for v, ok in zip(means.flat, finite.flat)],
     }
 
 
