@@ -167,7 +167,7 @@ function backwardStep(step, k) {
     row.dataset.node = inp.id;
     row.appendChild(el("td", "", nameOf(byId.get(inp.id))));
     row.appendChild(exact(el("td", "local", inp.local ? brief(inp.local) : inp.sent ? "see formula" : "—"), inp.local));
-    row.appendChild(exact(el("td", "sent", inp.sent ? brief(inp.sent) : "nothing (needs no gradient)"), inp.sent));
+    row.appendChild(exact(el("td", inp.sent ? "sent" : "none", inp.sent ? brief(inp.sent) : "nothing (needs no gradient)"), inp.sent));
     table.appendChild(row);
   }
   panel.appendChild(table);
@@ -218,7 +218,7 @@ function render() {
   if (st.bwd > 0) {
     const step = data.backward[st.bwd - 1];
     current = step.node;
-    for (const inp of step.inputs) mark(inp.id, "receiving");
+    for (const inp of step.inputs) if (inp.sent) mark(inp.id, "receiving");
     if (step.seed) seedStep(step);
     else backwardStep(step, st.bwd);
     mark(current, "backward");

@@ -39,7 +39,7 @@ function el(tag, cls, text) {
 function heat(s, label) {
   const box = el("figure", "heat");
   const h = s.heat;
-  const cell = Math.max(3, Math.min(14, Math.floor(220 / h.cols)));
+  const cell = Math.max(4, Math.min(14, Math.floor(320 / h.cols)));
   const canvas = el("canvas");
   canvas.width = h.cols * cell;
   canvas.height = h.rows * cell;
