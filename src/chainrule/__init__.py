@@ -62,6 +62,7 @@ _SOURCES = {
     ),
     "chainrule.training.loop": ("History", "evaluate", "fit"),
     "chainrule.app.sweep": ("sweep",),
+    "chainrule.lessons.explorer": ("explore",),
 }
 _SOURCE = {name: module for module, names in _SOURCES.items() for name in names}
 

@@ -112,6 +112,11 @@ class GradcheckReport:
         """The largest relative error over all inputs (0 with none checked)."""
         return max((check.max_rel_error for check in self.inputs), default=0.0)
 
+    def _repr_html_(self) -> str:  # Jupyter's rich display
+        from chainrule.engine.display import gradcheck_html
+
+        return gradcheck_html(self)
+
     def table(self) -> str:
         """The report as a fixed-width text table."""
         rows = [

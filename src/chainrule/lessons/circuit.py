@@ -8,6 +8,7 @@ the output, and returns every node's value and gradient as a ``Circuit`` (a tabl
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,11 +92,18 @@ def _node_json(n: Node) -> dict[str, Any]:
     return {"name": n.name, "op": n.kind, "inputs": n.inputs, "value": n.value, "grad": n.grad}
 
 
-def run(expression: str, values: Mapping[str, float]) -> Circuit:
+def run(
+    expression: str,
+    values: Mapping[str, float],
+    watch: Callable[[Tensor], contextlib.AbstractContextManager[Any]] | None = None,
+) -> Circuit:
     """Build the gates of ``expression``, run them forward with ``values``, then backward.
 
-    values: one number per variable of the expression. Returns a Circuit with every node's value
-    and gradient (float64 scalars), in forward order, and the order backprop visits them.
+    values: one number per variable of the expression. watch: called with the output before
+    the backward pass, which runs inside the context it returns (the explorer records each
+    gate's backward there: ``explorer.trace.Recorder.watch``). Returns a Circuit with every
+    node's value and gradient (float64 scalars), in forward order, and the order backprop
+    visits them.
     Raises ExpressionError for an expression ``parse`` refuses, a missing or unknown variable,
     an expression without variables, and a forward or backward pass that overflows, divides by
     zero or leaves the real numbers (the message names the gate and the cause).
@@ -115,7 +123,8 @@ def run(expression: str, values: Mapping[str, float]) -> Circuit:
     ]
     text_of = {id(t): builder.texts.get(id(t), labels[id(t)]) for t in order}
     text_of.update({id(t.gate): text_of[id(t)] for t in order if t.gate is not None})
-    _backward(out, text_of)
+    with watch(out) if watch is not None else contextlib.nullcontext():
+        _backward(out, text_of)
     for node, t in zip(nodes, order):
         node.grad = float(t.grad) if t.grad is not None else 0.0
     return Circuit(

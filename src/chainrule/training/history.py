@@ -47,6 +47,11 @@ class History:
     def __len__(self) -> int:
         return len(self.epochs)
 
+    def _repr_html_(self) -> str:  # Jupyter's rich display
+        from chainrule.training.display import history_html
+
+        return history_html(self)
+
     def to_json(self) -> dict[str, Any]:
         """The history as plain JSON values (what a checkpoint's metadata stores)."""
         return {

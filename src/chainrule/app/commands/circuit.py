@@ -23,22 +23,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_json(p, "print one JSON object instead of a table")
     p.add_argument("--svg", metavar="FILE", help="also draw the circuit: values and gradients")
     p.add_argument("--dot", metavar="FILE", help="also write it as DOT text (for graphviz)")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write an explorer page: step through the passes gate by gate in a browser",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the expression through the gate engine; print every gate's value and gradient (or one
     JSON object) and the drawings written. Returns 0. Raises ExpressionError (exit status 2) for
-    a bad expression or value, ConfigError when the folder of --svg or --dot is missing."""
+    a bad expression or value, ConfigError when the folder of --svg, --dot or --html is missing,
+    OSError (exit status 1) for a file that cannot be written."""
     from chainrule.lessons import circuit
 
-    common.check_outputs((args.svg, "--svg"), (args.dot, "--dot"))
+    common.check_outputs((args.svg, "--svg"), (args.dot, "--dot"), (args.html, "--html"))
     values = circuit.parse_assignments(args.values)
-    result = circuit.run(args.expression, values)
     drawings = []
+    if args.html:
+        from chainrule.lessons import explorer
+
+        shown = explorer.from_circuit(args.expression, values)
+        drawings.append(str(shown.save(args.html)))
+        result = shown.circuit
+    else:
+        result = circuit.run(args.expression, values)
     if args.svg or args.dot:
         from chainrule.lessons import graph
 
-        drawings = common.write_drawings(graph.from_circuit(result), args.svg, args.dot)
+        drawings[:0] = common.write_drawings(graph.from_circuit(result), args.svg, args.dot)
     if args.json:
         print(
             json.dumps({**result.to_json(), "drawings": drawings} if drawings else result.to_json())

@@ -31,13 +31,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--svg", metavar="FILE")
     p.add_argument("--dot", metavar="FILE")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write an explorer page: step through the step's passes gate by gate in a browser",
+    )
     p.add_argument("--out", help="folder for MODEL.svg and MODEL.dot")
     common.add_json(p)
 
 
-def step(args: argparse.Namespace) -> Any:
+def step(args: argparse.Namespace, explore: bool = False) -> Any:
     """The ``lessons.graph.Graph`` of one training step of the model the options name, on
-    --batch rows of the 8x8 digits (X: (batch, 64) float32, pixels / 16 - 0.3).
+    --batch rows of the 8x8 digits (X: (batch, 64) float32, pixels / 16 - 0.3); with explore,
+    its ``lessons.explorer.Explorer`` (whose ``graph`` is that Graph).
     Raises ConfigError (exit status 2) for a batch outside 1..1797 or a negative --reg."""
     import numpy as np
     from sklearn.datasets import load_digits
@@ -66,25 +72,36 @@ def step(args: argparse.Namespace) -> Any:
         f"on {args.batch} digits"
     )
     loss = LOSSES[config.loss_name]
+    if explore:
+        from chainrule.lessons import explorer
+
+        return explorer.training_step(
+            model, X, digits.target[rows], loss, args.reg, title, args.unfused
+        )
     return graph.step_graph(model, X, digits.target[rows], loss, args.reg, title, args.unfused)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print every gate of the step with its value and gradient (or one JSON object: the title,
     the nodes, the drawings) and write the drawings asked for. Returns 0. Raises ConfigError
-    (exit status 2) for a bad option or a missing folder above --svg, --dot or --out."""
+    (exit status 2) for a bad option or a missing folder above --svg, --dot, --out or --html,
+    OSError (exit status 1) for a file that cannot be written."""
     from pathlib import Path
 
     from chainrule.lessons import graph
 
-    common.check_outputs((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out"))
-    drawn = step(args)
+    outputs = ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out"), (args.html, "--html"))
+    common.check_outputs(*outputs)
+    shown = step(args, explore=bool(args.html))
+    drawn = shown.graph if args.html else shown
     svg, dot = args.svg, args.dot
     if args.out:
         Path(args.out).mkdir(exist_ok=True)
         svg = svg or str(Path(args.out) / f"{args.model}.svg")
         dot = dot or str(Path(args.out) / f"{args.model}.dot")
     drawings = common.write_drawings(drawn, svg, dot)
+    if args.html:
+        drawings.append(str(shown.save(args.html)))
     if args.json:
         nodes = [{name: getattr(n, name) for name in NODE_FIELDS} for n in drawn.nodes]
         print(json.dumps({"title": drawn.title, "nodes": nodes, "drawings": drawings}))

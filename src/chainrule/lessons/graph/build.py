@@ -8,6 +8,7 @@ terms, the total loss). The result, a ``Graph``, is plain data that knows nothin
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,12 @@ class Graph:
         """The last node: what the backward pass starts from."""
         return self.nodes[-1]
 
+    def _repr_svg_(self) -> str:
+        """Jupyter's rich display: the drawing (``render.to_svg``)."""
+        from chainrule.lessons.graph.render import to_svg  # (render imports this module)
+
+        return to_svg(self)
+
 
 def number(x: float) -> str:
     """A value or gradient as drawn: 4 significant digits ("0.7311", "-12", "1e+10")."""
@@ -156,15 +163,17 @@ def model_graph(
     y: np.ndarray,
     reg: float,
     title: str,
+    watch: Callable[[Tensor], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> Graph:
     """The gates of one training step: forward(x) -> scores -> data loss, + reg * sum W^2.
 
     forward: the model's forward pass (Tensor (N, D) -> scores (N, K)); loss_fn: (scores,
     y) -> the data loss (a scalar Tensor); params: the model's (name, Tensor) pairs, weights
-    being those with 2 or more dimensions; X (N, D), y (N,) int labels; reg: the L2 strength.
-    The graph is recorded BEFORE backward (backward frees it), then backward runs and each
-    node's gradient is read. The parameters' gradients are reset first and hold this step's
-    after. Errors are those of the model, the loss and the engine (e.g. ShapeError).
+    being those with 2 or more dimensions; X (N, D), y (N,) int labels; reg: the L2 strength;
+    watch: as ``from_tensor``'s. The graph is recorded BEFORE backward (backward frees it),
+    then backward runs and each node's gradient is read. The parameters' gradients are reset
+    first and hold this step's after. Errors are those of the model, the loss and the engine
+    (e.g. ShapeError).
     """
     for _, p in params:
         p.grad = None
@@ -173,15 +182,34 @@ def model_graph(
     data_loss = loss_fn(scores, y)
     l2 = l2_penalty([p for _, p in params if p.ndim >= 2], reg)
     loss = data_loss + l2
-    order = topological_order(loss)
     names = {id(p): name for name, p in params}
     named = {"x": x, "scores": scores, "data loss": data_loss, "L2": l2, "loss": loss}
     names.update({id(t): name for name, t in named.items()})
+    return from_tensor(loss, names, title, watch)
+
+
+def from_tensor(
+    loss: Tensor,
+    names: dict[int, str],
+    title: str,
+    watch: Callable[[Tensor], contextlib.AbstractContextManager[Any]] | None = None,
+) -> Graph:
+    """The graph of ``loss`` (a scalar Tensor whose backward has not run yet), after running
+    its backward pass: node ``n<i>`` is the i-th tensor in forward order.
+
+    names: id of a tensor -> its drawn name (parameters, the input "x", named results); other
+    tensors use their own ``name``. watch: called with ``loss`` before the backward pass, which
+    runs inside the context it returns (see ``circuit.run``). The graph is recorded BEFORE
+    backward (backward frees it). Raises what ``loss.backward()`` raises (ShapeError for a loss
+    that is not a scalar, ChainruleError for a graph already walked).
+    """
+    order = topological_order(loss)
     ids = {id(t): f"n{i}" for i, t in enumerate(order)}
     recorded = [
         (t, t.gate.describe() if t.gate is not None else None, list(t.inputs)) for t in order
     ]
-    loss.backward()
+    with watch(loss) if watch is not None else contextlib.nullcontext():
+        loss.backward()
     graph = Graph(title, leaves_left=False)
     for t, gate, inputs in recorded:
         node = _step_node(t, gate, names)
@@ -242,13 +270,15 @@ def step_graph(
     reg: float,
     title: str,
     unfused: bool = False,
+    watch: Callable[[Tensor], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> Graph:
     """``model_graph`` for a chainrule model (an ``nn.Module``). X (N, D) in the model's dtype,
     y (N,) int labels; reg: the L2 strength; title: drawn at the top.
 
     An MLP's hidden layers are drawn with their tensors named (z1 before the activation, h1
     after). unfused: draw affine and the activation as two gates, as the lecture does, where
-    the model runs one fused affine+ReLU gate (same numbers, one buffer fewer).
+    the model runs one fused affine+ReLU gate (same numbers, one buffer fewer). watch: as
+    ``from_tensor``'s.
     """
     forward: Callable[[Tensor], Tensor] = model
     if isinstance(model, nn.MLP):
@@ -265,4 +295,5 @@ def step_graph(
                 x.name = f"h{i}"
             return T.affine(x, *model.layer(model.num_layers))
 
-    return model_graph(forward, loss_fn, list(model.named_parameters()), X, y, reg, title)
+    params = list(model.named_parameters())
+    return model_graph(forward, loss_fn, params, X, y, reg, title, watch)
