@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,16 +245,17 @@ def _pool_worker(plan: SweepPlan) -> WorkerResult:
 
 
 def _die_with_parent() -> None:
-    """prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel sends SIGTERM when the parent dies, so a
-    worker of a sweep killed with SIGKILL stops (its trial marked failed) instead of training on
-    as an orphan. Elsewhere than Linux workers notice between trials (their parent's pid)."""
-    import ctypes
+    """Stop this worker when its parent sweep dies (killed with SIGKILL, say) instead of
+    training on as an orphan: a daemon thread watches the parent's pid and, once the worker has
+    been handed to another parent, sends this process SIGTERM, which ends the trial as failed."""
+    parent = os.getppid()
 
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class _NoBar:

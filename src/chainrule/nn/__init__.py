@@ -21,6 +21,7 @@ from chainrule.nn.modules import (
     fused_forward,
     init_bias,
     init_weight,
+    runs_fused,
 )
 from chainrule.nn.parameter import Parameter, decays
 
@@ -43,4 +44,5 @@ __all__ = [
     "fused_forward",
     "init_bias",
     "init_weight",
+    "runs_fused",
 ]

@@ -16,7 +16,7 @@ from chainrule.engine import backend
 from chainrule.engine import tensor as T
 from chainrule.engine.errors import ConfigError, ShapeError
 from chainrule.engine.tensor import Tensor
-from chainrule.nn.parameter import Parameter, decays
+from chainrule.nn.parameter import decays, init_bias, init_weight
 
 
 class Module:
@@ -217,30 +217,10 @@ def activation_from_name(name: str) -> Module:
 # --- the dense layer, and the one fusion rule ----------
 
 
-def init_weight(
-    rng: np.random.Generator,
-    out_size: int,
-    in_size: int,
-    scale: float | None,
-    gain: float,
-    dtype: np.dtype | type,
-) -> Parameter:
-    """A weight (out_size, in_size) drawn from N(0, std^2), std = scale or sqrt(gain / in_size),
-    as a decayed Parameter of ``dtype``. Raises ConfigError for a size below 1.
-
-    gain 2 is He's choice for ReLU (it keeps the variance of activations steady through layers),
-    gain 1 LeCun's for tanh, sigmoid and linear outputs.
-    """
-    if out_size < 1 or in_size < 1:
-        raise ConfigError(f"layer sizes must be positive, got {out_size} x {in_size}")
-    std = scale if scale is not None else np.sqrt(gain / in_size)
-    W = rng.standard_normal((out_size, in_size), dtype=np.float64) * std
-    return Parameter(W.astype(dtype), decay=True)
-
-
-def init_bias(out_size: int, dtype: np.dtype | type) -> Parameter:
-    """A bias (out_size,) of zeros, as a Parameter that weight decay leaves alone."""
-    return Parameter(np.zeros(out_size, dtype=dtype), decay=False)
+def runs_fused(activation: Module | None) -> bool:
+    """Whether a dense layer followed by ``activation`` runs as one fused affine+ReLU gate
+    (``fused_forward``'s rule; the graph drawing asks it too, to draw the gates that run)."""
+    return isinstance(activation, ReLU)
 
 
 def fused_forward(x: Tensor, W: Tensor, b: Tensor, activation: Module | None) -> Tensor:
@@ -250,7 +230,7 @@ def fused_forward(x: Tensor, W: Tensor, b: Tensor, activation: Module | None) ->
     (``affine_relu``: one (N, M) buffer for the hidden layer, not three; the same numbers); any
     other activation runs after the ``affine`` gate; None: the affine alone.
     """
-    if isinstance(activation, ReLU):
+    if runs_fused(activation):
         return T.affine_relu(x, W, b)
     out = T.affine(x, W, b)
     return out if activation is None else activation(out)

@@ -254,14 +254,6 @@ def _step_node(t: Tensor, gate: str | None, names: dict[int, str]) -> GraphNode:
     )
 
 
-def runs_fused(activation: nn.Module) -> bool:
-    """Whether a model runs affine followed by ``activation`` as one fused affine+ReLU gate.
-
-    The drawing must show the gates the model really runs, so it asks the models' fusion rule
-    here, and only here."""
-    return isinstance(activation, nn.ReLU)
-
-
 def step_graph(
     model: Any,
     X: np.ndarray,
@@ -286,7 +278,7 @@ def step_graph(
         def forward(x: Tensor) -> Tensor:
             for i in range(1, model.num_layers):
                 W, b = model.layer(i)
-                if unfused or not runs_fused(model.activation):
+                if unfused or not nn.runs_fused(model.activation):
                     z = T.affine(x, W, b)
                     z.name = f"z{i}"
                     x = model.activation(z)
