@@ -133,7 +133,17 @@ def check_labels(scores: Array, y: Array, name: str = "loss") -> Array:
     return y
 
 
-class SoftmaxCrossEntropy(Gate):
+class _Loss(Gate):
+    """A loss gate: its labels y (N,) are given when it is made, not as an input; it keeps no
+    input array (its backward needs only what its forward worked out)."""
+
+    saved_inputs = ()
+
+    def __init__(self, y: Array) -> None:
+        self.y = y
+
+
+class SoftmaxCrossEntropy(_Loss):
     """out = mean over the batch of -log softmax(scores)[y]: softmax and its loss in one gate.
 
     scores: (N, K), labels y: (N,) given to the constructor (they get no gradient). out: 0-d.
@@ -145,10 +155,6 @@ class SoftmaxCrossEntropy(Gate):
     """
 
     name = "softmax_cross_entropy"
-    saved_inputs = ()  # keeps no input array
-
-    def __init__(self, y: Array) -> None:
-        self.y = y
 
     def forward(self, scores: Array) -> Array:
         """scores: (N, K) -> the mean loss, 0-d, in scores' dtype. Raises as ``check_labels``."""
@@ -214,7 +220,7 @@ class SoftmaxCrossEntropy(Gate):
         return (dscores.astype(self.dtype, copy=False),)
 
 
-class MulticlassHinge(Gate):
+class MulticlassHinge(_Loss):
     """out = mean over the batch of sum over j != y of max(0, s_j - s_y + 1): the SVM loss.
 
     scores: (N, K), labels y: (N,). out: 0-d. Margin 1. Each positive margin adds +1 to ds_j and
@@ -225,10 +231,6 @@ class MulticlassHinge(Gate):
     """
 
     name = "multiclass_hinge"
-    saved_inputs = ()  # keeps no input array
-
-    def __init__(self, y: Array) -> None:
-        self.y = y
 
     def forward(self, scores: Array) -> Array:
         """scores: (N, K) -> the mean loss, 0-d, in scores' dtype. Raises as ``check_labels``."""
