@@ -88,6 +88,12 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"{prefix}: error: out of memory ({e})", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`chainrule ... | head`): nothing to say
+        # Python flushes stdout again at exit: point it at /dev/null so that fails silently too
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # the shell's convention: 128 + SIGPIPE
     except OSError as e:  # a folder that cannot be written, a full disk...
         if args.debug:
             raise

@@ -120,7 +120,7 @@ def sweep(
 
     trials: COMPLETE or PRUNED trials the study should hold (those already in it count).
     jobs: worker processes on this machine, the cores split between them. storage: a database
-    URL (postgresql://USER:PASSWORD@HOST/DB) that workers anywhere may share; None: a journal
+    URL (postgresql://USER@HOST/DB) that workers anywhere may share; None: a journal
     file in the sweep folder. study: the study's name (default DATASET-MODEL). out: the sweep
     folder (default sweeps/STUDY): the journal, trials.csv, the figures, summary.json and the
     best trial's run folder. ranges: {name: "LOW:HIGH" | "a,b,c" | list} for lr, reg, hidden,

@@ -1,7 +1,7 @@
 """Where a sweep's study lives, and the bookkeeping that keeps its trial count exact.
 
 With no ``--storage`` the study is an Optuna journal file in the sweep folder (``study.log``):
-one machine, no server. ``--storage postgresql://USER:PASSWORD@HOST/DB`` puts it in PostgreSQL
+one machine, no server. ``--storage postgresql://USER@HOST/DB`` puts it in PostgreSQL
 (Optuna's RDBStorage, psycopg 3), so that workers on any number of machines join one study.
 
 The trial count: only COMPLETE and PRUNED trials count toward ``--trials``. A trial cut off
@@ -48,7 +48,7 @@ def database_url(storage: str) -> str:
     if "://" not in storage:
         raise ConfigError(
             f"--storage {storage!r} is not a database URL (e.g. "
-            "postgresql://USER:PASSWORD@HOST/DB); leave it out for a study file in the sweep folder"
+            "postgresql://USER@HOST/DB); leave it out for a study file in the sweep folder"
         )
     scheme, rest = storage.split("://", 1)
     if scheme in ("postgresql", "postgres"):

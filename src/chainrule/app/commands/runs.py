@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in found]))
         return 0
     if not found:
-        print(f"no runs in {args.dir}", file=sys.stderr)
+        if Path(args.dir).exists():  # (else the line above said it)
+            print(f"no runs in {args.dir}", file=sys.stderr)
         return 0
     for line in table(found):
         print(line)

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
     p.add_argument(
         "--storage",
-        help="database URL shared by workers anywhere, e.g. postgresql://USER:PASSWORD@HOST/DB "
+        help="database URL shared by workers anywhere, e.g. postgresql://USER@HOST/DB "
         "(default: a study file in the sweep folder)",
     )
     p.add_argument("--study", help="the study's name (default: DATASET-MODEL)")
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             f"sweep needs the sweep extra ({e.name} is missing): pip install 'chainrule[sweep]'"
         ) from None
     from chainrule.app import sweep, sweep_results
+
+    common.check_outputs((args.out, "--out"))
 
     def log(line: str) -> None:
         if common.progress_enabled(args):
