@@ -59,7 +59,8 @@ DATASET_NAMES = {
 
 def row_options(dataset: str, options: str) -> str:
     """A row's options as the table shows them (`chainrule train` + these)."""
-    return f"--dataset {dataset} {options} --seed 0".replace("  ", " ")
+    data_dir = " --data-dir ../shared/data" if dataset == "cifar10-jpeg" else ""
+    return f"--dataset {dataset}{data_dir} {options} --seed 0".replace("  ", " ")
 
 
 def main() -> int:
