@@ -50,8 +50,8 @@ def find_cifar10_jpeg(data_dir: str | Path | None = None, cache: str | Path | No
             return path
     raise DataNotFoundError(
         f"cifar10-jpeg: {CIFAR10_JPEG.filename} not found in "
-        f"{describe_search('cifar10-jpeg', data_dir, cache)}; expected it there (it has no "
-        "download)"
+        f"{describe_search('cifar10-jpeg', data_dir, cache)}; it cannot be downloaded: give "
+        "the folder that holds it (--data-dir DIR, or $CHAINRULE_DATA)"
     )
 
 

@@ -74,7 +74,7 @@ def describe_search(
     if os.environ.get(DATA_ENV):
         places.append(f"${DATA_ENV}={os.environ[DATA_ENV]}")
     places.append(str(cache_dir(cache)))
-    text = ", ".join(places) + f" (each also with a {subdir}/ subfolder)"
+    text = ", ".join(places) + f" (and {subdir}/ in {'each' if len(places) > 1 else 'it'})"
     return text + "".join(f", {p}" for p in extra)
 
 
