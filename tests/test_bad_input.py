@@ -502,3 +502,25 @@ def test_a_damaged_checkpoint_is_one_line(damage, finished_run, tmp_path, capsys
     code, lines = run_main(["train", "--resume", str(run), "--epochs", "3"], capsys)
     assert code == 1 and len(lines) == 1, lines
     assert str(checkpoint) in lines[0] and "Traceback" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--model", "softmax", "--hidden", "20"],
+        ["train", "--model", "linear-svm", "--activation", "tanh"],
+        ["gradcheck", "--model", "softmax", "--hidden", "5"],
+        ["graph", "--model", "linear-svm", "--hidden", "5"],
+        ["graph", "--model", "softmax", "--activation", "tanh"],
+        ["sweep", "--dataset", "digits", "--model", "softmax", "--hidden", "32,64", "--trials", "1"],
+    ],
+    ids=lambda a: " ".join(a[:1] + a[-2:]),
+)
+def test_hidden_layer_options_with_a_linear_model_are_refused_by_every_command(args, capsys):
+    """--hidden and --activation name a hidden layer, which a linear model lacks: every
+    command that takes them refuses them in one line (exit status 2), none ignores them."""
+    from chainrule.app.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not apply to --model" in err[0], err

@@ -92,6 +92,22 @@ def given(args: argparse.Namespace) -> set[str]:
     return set(getattr(args, "given_options", set()))
 
 
+def refuse_hidden_layer_options(args: argparse.Namespace) -> None:
+    """--hidden and --activation describe a hidden layer: given with a linear model (which has
+    none) they are refused, not ignored. Raises ConfigError (exit status 2) naming the option."""
+    from chainrule.engine.errors import ConfigError
+    from chainrule.training.config import LINEAR_MODELS
+
+    if args.model not in LINEAR_MODELS:
+        return
+    for name in ("hidden", "activation"):
+        if name in given(args):
+            raise ConfigError(
+                f"--{name} does not apply to --model {args.model}: a linear classifier "
+                "has no hidden layer (use --model two-layer or mlp)"
+            )
+
+
 # --- options several commands take -----------------------------------------------------------
 
 

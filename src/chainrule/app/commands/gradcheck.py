@@ -24,11 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the check's table (or one JSON object). Returns 0 when every parameter passes, 1
     when one does not. Raises ConfigError (exit status 2) for a batch outside 1..200, a negative
-    --reg or --hidden below 1."""
+    --reg, --hidden below 1, or --hidden/--activation with a linear model."""
     from chainrule.app import modelcheck
     from chainrule.engine.errors import ConfigError
     from chainrule.training.config import TrainConfig, check_setting
 
+    common.refuse_hidden_layer_options(args)
     if not 1 <= args.batch <= 200:
         raise ConfigError(f"--batch must be between 1 and 200 examples, got {args.batch}")
     check_setting("reg", args.reg, "--reg")

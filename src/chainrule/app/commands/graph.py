@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.lessons import graph
 
+    common.refuse_hidden_layer_options(args)
     outputs = ((args.svg, "--svg"), (args.dot, "--dot"), (args.out, "--out"), (args.html, "--html"))
     common.check_outputs(*outputs)
     shown = step(args, explore=bool(args.html))

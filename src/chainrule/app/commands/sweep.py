@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     from chainrule.app import sweep, sweep_results
 
+    common.refuse_hidden_layer_options(args)
     common.check_outputs((args.out, "--out"))
 
     def log(line: str) -> None:

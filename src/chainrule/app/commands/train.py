@@ -160,16 +160,9 @@ def train_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` of the parsed options, refusing those that do not apply to the model
     or the dataset. Raises ConfigError (exit status 2) naming the option."""
     from chainrule.engine.errors import ConfigError
-    from chainrule.training.config import LINEAR_MODELS, SETTINGS, TrainConfig
+    from chainrule.training.config import SETTINGS, TrainConfig
 
-    given = common.given(args)
-    if args.model in LINEAR_MODELS:
-        for name in ("hidden", "activation"):
-            if name in given:
-                raise ConfigError(
-                    f"{_flag(name)} does not apply to --model {args.model}: a linear classifier "
-                    "has no hidden layer (use --model two-layer or mlp)"
-                )
+    common.refuse_hidden_layer_options(args)
     if args.data_dir is not None and args.dataset in ("digits", "image-folder"):
         where = "give its folder with --root" if args.root or args.dataset != "digits" else ""
         raise ConfigError(
