@@ -512,7 +512,7 @@ def test_a_damaged_checkpoint_is_one_line(damage, finished_run, tmp_path, capsys
         ["gradcheck", "--model", "softmax", "--hidden", "5"],
         ["graph", "--model", "linear-svm", "--hidden", "5"],
         ["graph", "--model", "softmax", "--activation", "tanh"],
-        ["sweep", "--dataset", "digits", "--model", "softmax", "--hidden", "32,64", "--trials", "1"],
+        ["sweep", "--dataset", "digits", "--model", "softmax", "--hidden", "32,64"],
     ],
     ids=lambda a: " ".join(a[:1] + a[-2:]),
 )
