@@ -122,8 +122,12 @@ def test_sigkill_mid_trial_then_the_same_command_loses_and_repeats_nothing(tmp_p
 
 
 def test_two_workers_split_the_cores_and_the_count_is_exact(tmp_path):
+    # Trials long enough (200 epochs, over a second each; Optuna's pruner leaves the first five
+    # alone) that the second worker, which needs a few seconds to start, finds trials left to
+    # take on a fast machine too: with FAST's 2 epochs the first worker can take all six.
+    slower = (*FAST[:-1], "200")
     done = subprocess.run(
-        chainrule("sweep", *FAST, "--trials", "6", "--jobs", "2", "--out", "sw"),
+        chainrule("sweep", *slower, "--trials", "6", "--jobs", "2", "--out", "sw"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -140,7 +144,7 @@ def test_two_workers_split_the_cores_and_the_count_is_exact(tmp_path):
     workers = {t.user_attrs["worker"] for t in counted}
     assert len(workers) == 2  # both processes trained
     assert json.loads((tmp_path / "sw" / "summary.json").read_text())["threads_per_job"] == threads
-    assert re.search(r"^trial \d+: (complete|pruned), val 0\.\d{4}, 2 epochs", done.stderr, re.M)
+    assert re.search(r"^trial \d+: (complete|pruned), val 0\.\d{4}, \d+ epochs", done.stderr, re.M)
 
 
 def test_ctrl_c_stops_the_workers_marks_their_trials_failed_and_exits_130(tmp_path):
