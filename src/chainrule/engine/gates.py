@@ -87,29 +87,23 @@ class Add(Gate):
 
     name = "add"
     saved_inputs = ()  # keeps no input array
+    sign = 1  # b's local gradient (Sub turns it)
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return zero_d(a + b)
+        return zero_d(a + b if self.sign > 0 else a - b)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
-        return unbroadcast(dout, self.a_shape), unbroadcast(dout, self.b_shape)
+        db = dout if self.sign > 0 else zero_d(-dout)
+        return unbroadcast(dout, self.a_shape), unbroadcast(db, self.b_shape)
 
 
-class Sub(Gate):
-    """out = a - b. Local gradients 1 and -1."""
+class Sub(Add):
+    """out = a - b. Local gradients 1 and -1: Add with b's sign turned."""
 
     name = "sub"
-    saved_inputs = ()  # keeps no input array
-
-    def forward(self, a: Array, b: Array) -> Array:
-        broadcast_shape(self.name, a, b)
-        self.a_shape, self.b_shape = a.shape, b.shape
-        return zero_d(a - b)
-
-    def backward(self, dout: Array) -> tuple[Array, Array]:
-        return unbroadcast(dout, self.a_shape), unbroadcast(zero_d(-dout), self.b_shape)
+    sign = -1
 
 
 class Mul(Gate):

@@ -7,7 +7,7 @@ its output and hands one gradient to each input, which the engine adds up (``aut
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,22 @@ from chainrule.engine.arrays import as_array
 # (no_grad and is_grad_enabled live in autograd, and are chainrule.engine.tensor's too)
 from chainrule.engine.autograd import is_grad_enabled, no_grad, topological_order  # noqa: F401
 from chainrule.engine.backend import may_share, to_numpy
+
+Operator = Callable[["Tensor", Any], "Tensor"]
+
+
+def _operator(gate: type[gates.Gate]) -> tuple[Operator, Operator]:
+    """A two-input gate's operator and its reflected form, as Tensor methods: ``x OP y`` records
+    ``gate`` on (x, y); ``y OP x`` with a non-Tensor y (Python calls x's reflected method)
+    records it on (y, x), so the gate sees its inputs in the order written."""
+
+    def operator(self: Tensor, other: Any) -> Tensor:
+        return apply(gate(), self, other)
+
+    def reflected(self: Tensor, other: Any) -> Tensor:
+        return apply(gate(), other, self)
+
+    return operator, reflected
 
 
 class Tensor:
@@ -129,36 +145,13 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(to_numpy(self.data), precision=4)}{grad}{made_by})"
 
-    # --- operators build the graph ---
-    def __add__(self, other: Any) -> Tensor:
-        return apply(gates.Add(), self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return apply(gates.Add(), other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return apply(gates.Sub(), self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return apply(gates.Sub(), other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return apply(gates.Mul(), self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return apply(gates.Mul(), other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return apply(gates.Div(), self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return apply(gates.Div(), other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return apply(shaping.MatMul(), self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return apply(shaping.MatMul(), other, self)
+    # --- operators build the graph: x OP y records the gate on (x, y); a reflected y OP x, where
+    # y is not a Tensor, records it on (y, x) ---
+    __add__, __radd__ = _operator(gates.Add)
+    __sub__, __rsub__ = _operator(gates.Sub)
+    __mul__, __rmul__ = _operator(gates.Mul)
+    __truediv__, __rtruediv__ = _operator(gates.Div)
+    __matmul__, __rmatmul__ = _operator(shaping.MatMul)
 
     def __neg__(self) -> Tensor:
         return apply(gates.Neg(), self)
