@@ -5,7 +5,10 @@ takes for N? (Issue 21's target: at most 1.15 times, on a 2-core machine, one BL
     python benchmarks/sweep_workers.py --trials 4 --rounds 1   # a quick look
 
 Every trial has the same settings (fixed lr, reg, hidden size, optimizer and batch size), so the
-two sweeps do the same work per trial. Each round runs both, one after the other, the order
+two sweeps do the same work per trial, and every worker has one BLAS thread: the one-worker
+sweep runs pinned to one core (its affinity, which `chainrule sweep` splits among its workers),
+since on this data a second BLAS thread makes a worker slower, not faster, which would flatter
+the two workers. Each round runs both, one after the other, the order
 swapped every round so a slow spell of a shared machine falls on both; the ratio is taken per
 round, then the median. Two times per sweep: the trials' own span (from the first trial's start
 to the last one's end, read from the study: what the workers do) and the whole command (adds
@@ -38,12 +41,14 @@ def run_sweep(folder: Path, trials: int, jobs: int, epochs: int) -> tuple[float,
 
     env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_REMOVED}
     args = ["--trials", str(trials), "--jobs", str(jobs), "--epochs", str(epochs)]
+    one_core = {min(os.sched_getaffinity(0))}
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "chainrule", "sweep", *FIXED, *args, "--out", str(folder)],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.sched_setaffinity(0, one_core)) if jobs == 1 else None,
     )
     wall = time.perf_counter() - start
     storage = sweep_storage.open_storage(None, folder)

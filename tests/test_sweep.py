@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -262,3 +263,34 @@ def test_without_optuna_one_line_says_what_to_install(monkeypatch, capsys):
         "chainrule sweep: error: sweep needs the sweep extra (optuna is missing): "
         "pip install 'chainrule[sweep]'\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(3e-3, 3e-2), (1e-4, 6e-3), (1.5e-2, 6e-2), (1e-6, 1e-1)]
+)
+def test_lr_reg_log_axis_labels_do_not_overlap(low: float, high: float) -> None:
+    # On a span under a decade matplotlib labels its minor marks too, and on the CIFAR-10
+    # sweep's lr axis 3x10^-3 and 4x10^-3 were written over each other.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from chainrule.app.sweep_figures import log_ticks
+
+    fig = Figure(figsize=(6.5, 5))
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    values = list(np.geomspace(low, high, 9))
+    ax.scatter(values, values)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    log_ticks(ax.xaxis, values)
+    log_ticks(ax.yaxis, values)
+    renderer = canvas.get_renderer()
+    fig.draw(renderer)
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [t for t in axis.get_ticklabels(which="both") if t.get_text()]
+        assert len(labels) >= 2, f"{low}-{high}: fewer than two labels"
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), f"{low}-{high}: {[t.get_text() for t in labels]} overlap"

@@ -93,12 +93,26 @@ def plot_lr_reg(trials: list[Any], path: Path, title: str) -> Path | None:
     ax.scatter([lr[best]], [reg[best]], marker="*", s=300, color="red", label="best")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    log_ticks(ax.xaxis, lr)
+    log_ticks(ax.yaxis, reg)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("regularization strength")
     ax.set_title(f"{title}: validation accuracy over lr and reg")
     fig.colorbar(points, ax=ax, label="validation accuracy")
     ax.legend(loc="best")
     return plots.save_figure(fig, path)
+
+
+def log_ticks(axis: Any, values: list[float]) -> None:
+    """Readable labels on a log axis over ``values`` (> 0): below two decades, marks at 1, 2 and
+    5 times each power of ten, each labelled; never a label on the minor marks, which matplotlib
+    adds on a short span and which then run into each other (3x10^-3 over 4x10^-3...)."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    if max(values) / min(values) < 100:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def save_figures(study: Any, folder: Path, title: str) -> list[Path]:
