@@ -269,8 +269,8 @@ def test_without_optuna_one_line_says_what_to_install(monkeypatch, capsys):
     ("low", "high"), [(3e-3, 3e-2), (1e-4, 6e-3), (1.5e-2, 6e-2), (1e-6, 1e-1)]
 )
 def test_lr_reg_log_axis_labels_do_not_overlap(low: float, high: float) -> None:
-    # On a span under a decade matplotlib labels its minor marks too, and on the CIFAR-10
-    # sweep's lr axis 3x10^-3 and 4x10^-3 were written over each other.
+    # On a span under a decade matplotlib labels some minor marks (on the CIFAR-10 sweep's lr
+    # axis 3x10^-3 and 4x10^-3 were written over each other), or leaves one label in all.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -290,6 +290,8 @@ def test_lr_reg_log_axis_labels_do_not_overlap(low: float, high: float) -> None:
     for axis in (ax.xaxis, ax.yaxis):
         labels = [t for t in axis.get_ticklabels(which="both") if t.get_text()]
         assert len(labels) >= 2, f"{low}-{high}: fewer than two labels"
+        majors = axis.get_majorticklabels()
+        assert all(t.get_text() for t in majors), f"{low}-{high}: a major mark without a label"
         boxes = [t.get_window_extent(renderer) for t in labels]
         for i, a in enumerate(boxes):
             for b in boxes[i + 1 :]:

@@ -104,14 +104,16 @@ def plot_lr_reg(trials: list[Any], path: Path, title: str) -> Path | None:
 
 
 def log_ticks(axis: Any, values: list[float]) -> None:
-    """Readable labels on a log axis over ``values`` (> 0): below two decades, marks at 1, 2 and
-    5 times each power of ten, each labelled; never a label on the minor marks, which matplotlib
-    adds on a short span and which then run into each other (3x10^-3 over 4x10^-3...)."""
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    """Readable labels on a log axis over ``values`` (> 0). Under two decades, marks at 1, 2 and
+    5 times each power of ten, each labelled as a plain number (0.02, 0.05); matplotlib's own
+    choice there labels some minor marks, which run into each other (3x10^-3 over 4x10^-3), or
+    leaves a single label. Wider spans keep its labels at each power of ten. Never a label on a
+    minor mark."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     if max(values) / min(values) < 100:
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
