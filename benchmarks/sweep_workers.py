@@ -5,10 +5,11 @@ takes for N? (Issue 21's target: at most 1.15 times, on a 2-core machine, one BL
     python benchmarks/sweep_workers.py --trials 4 --rounds 1   # a quick look
 
 Every trial has the same settings (fixed lr, reg, hidden size, optimizer and batch size), so the
-two sweeps do the same work per trial, and every worker has one BLAS thread: the one-worker
-sweep runs pinned to one core (its affinity, which `chainrule sweep` splits among its workers),
-since on this data a second BLAS thread makes a worker slower, not faster, which would flatter
-the two workers. Each round runs both, one after the other, the order
+two sweeps do the same work per trial, and every worker has one BLAS thread. `chainrule sweep`
+gives each worker cores / J BLAS threads, counting the cores this process may run on, so the
+one-worker sweep runs pinned to one core (Linux): with both cores a digits worker gets a second
+BLAS thread, which slows it rather than helping, and that would flatter the two workers.
+Each round runs both, one after the other, the order
 swapped every round so a slow spell of a shared machine falls on both; the ratio is taken per
 round, then the median. Two times per sweep: the trials' own span (from the first trial's start
 to the last one's end, read from the study: what the workers do) and the whole command (adds
@@ -41,14 +42,17 @@ def run_sweep(folder: Path, trials: int, jobs: int, epochs: int) -> tuple[float,
 
     env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_REMOVED}
     args = ["--trials", str(trials), "--jobs", str(jobs), "--epochs", str(epochs)]
-    one_core = {min(os.sched_getaffinity(0))}
+    pin = None
+    if jobs == 1:  # one core, so one BLAS thread (see the module docstring)
+        one_core = {min(os.sched_getaffinity(0))}
+        pin = lambda: os.sched_setaffinity(0, one_core)  # noqa: E731
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "chainrule", "sweep", *FIXED, *args, "--out", str(folder)],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
-        preexec_fn=(lambda: os.sched_setaffinity(0, one_core)) if jobs == 1 else None,
+        preexec_fn=pin,
     )
     wall = time.perf_counter() - start
     storage = sweep_storage.open_storage(None, folder)

@@ -104,16 +104,19 @@ def plot_lr_reg(trials: list[Any], path: Path, title: str) -> Path | None:
 
 
 def log_ticks(axis: Any, values: list[float]) -> None:
-    """Readable labels on a log axis over ``values`` (> 0). Under two decades, marks at 1, 2 and
-    5 times each power of ten, each labelled as a plain number (0.02, 0.05); matplotlib's own
-    choice there labels some minor marks, which run into each other (3x10^-3 over 4x10^-3), or
-    leaves a single label. Wider spans keep its labels at each power of ten. Never a label on a
-    minor mark."""
+    """Readable labels on a log axis (a matplotlib Axis) over ``values`` (positive, at least
+    one). Under two decades: marks at 1, 2 and 5 times each power of ten, each labelled, in one
+    notation for the axis (0.02, 0.05; or 2e-05, 5e-05 once the smallest value is below 1e-3);
+    matplotlib's own choice there labels some minor marks, which run into each other (3x10^-3
+    over 4x10^-3), or leaves a single label. Where fewer than two such marks fall in view,
+    matplotlib's locator falls back to evenly spaced ones, labelled the same way. Wider spans
+    keep its labels at each power of ten. Never a label on a minor mark."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     if max(values) / min(values) < 100:
+        style = "g" if min(values) >= 1e-3 else ".0e"
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: format(value, style)))
     axis.set_minor_formatter(NullFormatter())
 
 

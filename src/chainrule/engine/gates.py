@@ -82,12 +82,12 @@ class Gate:
         return self.name
 
 
-class Add(Gate):
-    """out = a + b. Local gradients 1 and 1: the gate routes dout unchanged to both inputs."""
+class _SignedSum(Gate):
+    """out = a + sign * b, for Add and Sub: local gradients 1 and sign. The gate routes dout
+    unchanged to a, and with b's sign to b."""
 
-    name = "add"
     saved_inputs = ()  # keeps no input array
-    sign = 1  # b's local gradient (Sub turns it)
+    sign = 1
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a, b)
@@ -99,8 +99,14 @@ class Add(Gate):
         return unbroadcast(dout, self.a_shape), unbroadcast(db, self.b_shape)
 
 
-class Sub(Add):
-    """out = a - b. Local gradients 1 and -1: Add with b's sign turned."""
+class Add(_SignedSum):
+    """out = a + b. Local gradients 1 and 1: the gate routes dout unchanged to both inputs."""
+
+    name = "add"
+
+
+class Sub(_SignedSum):
+    """out = a - b. Local gradients 1 and -1."""
 
     name = "sub"
     sign = -1

@@ -19,13 +19,14 @@ from chainrule.engine.arrays import as_array
 from chainrule.engine.autograd import is_grad_enabled, no_grad, topological_order  # noqa: F401
 from chainrule.engine.backend import may_share, to_numpy
 
-Operator = Callable[["Tensor", Any], "Tensor"]
+_Operator = Callable[["Tensor", Any], "Tensor"]
 
 
-def _operator(gate: type[gates.Gate]) -> tuple[Operator, Operator]:
-    """A two-input gate's operator and its reflected form, as Tensor methods: ``x OP y`` records
-    ``gate`` on (x, y); ``y OP x`` with a non-Tensor y (Python calls x's reflected method)
-    records it on (y, x), so the gate sees its inputs in the order written."""
+def _operator(gate: type[gates.Gate], symbol: str, name: str) -> tuple[_Operator, _Operator]:
+    """A two-input gate's operator method ``__name__`` and its reflected form ``__rname__``, for
+    Tensor: ``x OP y`` records ``gate`` on (x, y); ``y OP x`` with a non-Tensor y (Python then
+    calls x's reflected method) records it on (y, x), so the gate sees its inputs in the order
+    written. Both results take and give any shapes the gate accepts."""
 
     def operator(self: Tensor, other: Any) -> Tensor:
         return apply(gate(), self, other)
@@ -33,6 +34,13 @@ def _operator(gate: type[gates.Gate]) -> tuple[Operator, Operator]:
     def reflected(self: Tensor, other: Any) -> Tensor:
         return apply(gate(), other, self)
 
+    gate_name = gate.__name__
+    for method, dunder, doc in (
+        (operator, f"__{name}__", f"self {symbol} other: a {gate_name} gate on (self, other)."),
+        (reflected, f"__r{name}__", f"other {symbol} self, other not a Tensor: a {gate_name} "
+         "gate on (other, self)."),
+    ):  # fmt: skip
+        method.__name__, method.__qualname__, method.__doc__ = dunder, f"Tensor.{dunder}", doc
     return operator, reflected
 
 
@@ -147,11 +155,11 @@ class Tensor:
 
     # --- operators build the graph: x OP y records the gate on (x, y); a reflected y OP x, where
     # y is not a Tensor, records it on (y, x) ---
-    __add__, __radd__ = _operator(gates.Add)
-    __sub__, __rsub__ = _operator(gates.Sub)
-    __mul__, __rmul__ = _operator(gates.Mul)
-    __truediv__, __rtruediv__ = _operator(gates.Div)
-    __matmul__, __rmatmul__ = _operator(shaping.MatMul)
+    __add__, __radd__ = _operator(gates.Add, "+", "add")
+    __sub__, __rsub__ = _operator(gates.Sub, "-", "sub")
+    __mul__, __rmul__ = _operator(gates.Mul, "*", "mul")
+    __truediv__, __rtruediv__ = _operator(gates.Div, "/", "truediv")
+    __matmul__, __rmatmul__ = _operator(shaping.MatMul, "@", "matmul")
 
     def __neg__(self) -> Tensor:
         return apply(gates.Neg(), self)

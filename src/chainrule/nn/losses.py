@@ -73,7 +73,9 @@ def l2_penalty(weights: Iterable[Tensor], reg: float) -> Tensor:
     return total * reg
 
 
-def _loop_start(scores: np.ndarray, y: np.ndarray, by: str) -> tuple[np.ndarray, ...]:
+def _loop_start(
+    scores: np.ndarray, y: np.ndarray, by: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What both loop versions start from: scores (N, K) as float64, the checked labels (N,)
     and dscores zeros (N, K). Raises what the gates raise, naming ``by``."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -87,7 +89,8 @@ def softmax_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndar
     are spelled out as the module docstring states them; raises what the gate raises.
     """
     scores, y, dscores = _loop_start(scores, y, "softmax_loss_loop")
-    (n, k), loss = scores.shape, 0.0
+    n, k = scores.shape
+    loss = 0.0
     for i in range(n):
         row = scores[i]
         infinite = [j for j in range(k) if row[j] == np.inf]
@@ -112,10 +115,12 @@ def softmax_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndar
 
 
 def svm_loss_loop(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """The hinge loss and dscores with explicit loops, for checking the gate: shapes, float64,
-    edge cases and errors as ``softmax_loss_loop``."""
+    """The multiclass hinge loss (margin 1) and dscores with explicit loops, for checking the
+    gate. scores: (N, K), y: (N,); returns the mean loss and dscores (N, K), in float64. Its edge
+    cases (NaN and infinite scores) are the module docstring's; raises what the gate raises."""
     scores, y, dscores = _loop_start(scores, y, "svm_loss_loop")
-    (n, k), loss = scores.shape, 0.0
+    n, k = scores.shape
+    loss = 0.0
     for i in range(n):
         for j in range(k):
             if j == y[i]:
